@@ -1,0 +1,25 @@
+"""symift: symbolic implicit differentiation of optimization problems.
+
+Write a problem in the ``.ift`` language; symift builds its Lagrangian and KKT system, checks
+the implicit function theorem, and derives the Jacobian of the solution in closed form.
+"""
+from .errors import (
+    DuplicateError,
+    EquationCountError,
+    MathError,
+    ParseError,
+    ProblemError,
+    ShapeError,
+    SymiftError,
+    UnknownNameError,
+    UnsupportedError,
+)
+from .model import Problem
+from .parse import load, parse
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "DuplicateError", "EquationCountError", "MathError", "ParseError", "Problem", "ProblemError",
+    "ShapeError", "SymiftError", "UnknownNameError", "UnsupportedError", "load", "parse",
+]
