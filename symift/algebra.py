@@ -1,0 +1,709 @@
+"""Canonical matrix algebra: sums of products of factors, simplified with named facts.
+
+A matrix expression is put into the form  Σₖ cₖ · F₁ F₂ ⋯  (a :class:`Lin`), where the
+coefficients cₖ are sympy scalars and each factor is one of
+
+* ``Mat(M)``   — a matrix symbol, its transpose, or ``Inverse`` of one (``Q⁻¹``);
+* ``Diag(t)``  — diag(t) for an elementwise vector t;
+* ``Col(t)`` / ``Row(t)`` — the vector t as a column / row;
+* ``Inv(L)``   — the inverse of a canonical matrix that has no simpler inverse.
+
+Elementwise vectors t are *templates*: sympy scalar expressions in one placeholder per vector
+(``z`` ↦ zᵢ), so z ∘ log z, 1/(1/z) = z and s ∘ s = s for a 0/1 indicator are ordinary scalar
+algebra.  Reductions are scalars: Row(u) Col(v) = Σᵢ uᵢvᵢ becomes a *reduction symbol*, to which
+facts such as 1ᵀz = 1 apply.  Products simplify pairwise (diag(u) diag(v) = diag(u ∘ v),
+diag(u) v = u ∘ v, uᵀ v = Σ u∘v) and like terms are collected.  :func:`Algebra.to_sympy`
+writes the result back in standard sympy classes (DiagMatrix, MatMul, Inverse, ...).
+"""
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass, field
+
+import sympy as sp
+from sympy.matrices.expressions.applyfunc import ElementwiseApplyFunction
+from sympy.matrices.expressions.matexpr import MatrixExpr
+
+from .expr import Scalar
+
+
+# --------------------------------------------------------------------------- factors
+@dataclass(frozen=True)
+class Mat:
+    m: sp.Basic
+
+    @property
+    def shape(self):
+        return self.m.shape
+
+
+@dataclass(frozen=True)
+class Diag:
+    t: sp.Expr
+    size: sp.Expr
+
+    @property
+    def shape(self):
+        return (self.size, self.size)
+
+
+@dataclass(frozen=True)
+class Col:
+    t: sp.Expr
+    size: sp.Expr
+
+    @property
+    def shape(self):
+        return (self.size, sp.S.One)
+
+
+@dataclass(frozen=True)
+class Row:
+    t: sp.Expr
+    size: sp.Expr
+
+    @property
+    def shape(self):
+        return (sp.S.One, self.size)
+
+
+@dataclass(frozen=True)
+class Inv:
+    lin: Lin
+
+    @property
+    def shape(self):
+        return self.lin.shape
+
+
+@dataclass(frozen=True)
+class Term:
+    coeff: sp.Expr
+    factors: tuple
+
+
+@dataclass(frozen=True)
+class Lin:
+    """Σ coeff · product(factors), of a fixed shape; no factors means coeff · I."""
+
+    shape: tuple
+    terms: tuple = ()
+
+    @property
+    def is_zero(self):
+        return not self.terms
+
+    @property
+    def is_scalar(self):
+        return self.shape == (1, 1)
+
+    def __add__(self, other: Lin) -> Lin:
+        return Lin(self.shape, self.terms + other.terms)
+
+    def __neg__(self) -> Lin:
+        return self.scale(-1)
+
+    def __sub__(self, other: Lin) -> Lin:
+        return self + (-other)
+
+    def scale(self, c) -> Lin:
+        if c == 0:
+            return Lin(self.shape)
+        return Lin(self.shape, tuple(Term(t.coeff * c, t.factors) for t in self.terms))
+
+    def single(self):
+        """The only term, or None."""
+        return self.terms[0] if len(self.terms) == 1 else None
+
+
+def zero(rows, cols) -> Lin:
+    return Lin((rows, cols))
+
+
+def identity(size) -> Lin:
+    return Lin((size, size), (Term(sp.S.One, ()),))
+
+
+def scalar(c) -> Lin:
+    return Lin((sp.S.One, sp.S.One), (Term(sp.sympify(c), ()),) if c != 0 else ())
+
+
+# --------------------------------------------------------------------------- the algebra
+@dataclass
+class Facts:
+    """What the simplifier may use, each with the words the derivation cites."""
+
+    symmetric: set = field(default_factory=set)       # MatrixSymbols with Mᵀ = M
+    invertible: set = field(default_factory=set)      # MatrixSymbols known nonsingular (pd)
+    indicators: set = field(default_factory=set)      # placeholders with values in {0, 1}
+    reductions: dict = field(default_factory=dict)    # reduction symbol -> value (1ᵀz = 1)
+    cited: dict = field(default_factory=dict)         # fact key -> sentence
+    used: list = field(default_factory=list)          # sentences used, in order
+
+    def use(self, key):
+        sentence = self.cited.get(key)
+        if sentence and sentence not in self.used:
+            self.used.append(sentence)
+
+
+class Algebra:
+    """Placeholders, reduction symbols and the simplifier for one derivation."""
+
+    def __init__(self, facts: Facts | None = None):
+        self.facts = facts or Facts()
+        self.vectors: dict = {}        # placeholder -> (sympy vector, size)
+        self.placeholder_of: dict = {}  # sympy vector -> placeholder
+        self.reductions: dict = {}     # reduction symbol -> Lin (1×1, not folded)
+        self.reduction_of: dict = {}   # key -> reduction symbol
+        self.opaque: dict = {}         # opaque-vector placeholder -> Lin
+        self.assumptions: dict = {}    # vector MatrixSymbol -> sympy assumptions of its entries
+
+    # ---- sympy → canonical
+    def lin(self, e) -> Lin:
+        """The canonical form of a sympy matrix expression (a scalar gives a 1×1 Lin)."""
+        if not isinstance(e, MatrixExpr):
+            return scalar(self.scalar(e))
+        rows, cols = e.shape
+        if isinstance(e, sp.ZeroMatrix):
+            return zero(rows, cols)
+        if isinstance(e, sp.Identity):
+            return identity(rows)
+        if isinstance(e, sp.OneMatrix):
+            if cols == 1:
+                return self._one(Col(sp.S.One, rows), e.shape)
+            if rows == 1:
+                return self._one(Row(sp.S.One, cols), e.shape)
+            return self._one((Col(sp.S.One, rows), Row(sp.S.One, cols)), e.shape)
+        if isinstance(e, sp.MatrixSymbol):
+            if cols == 1:
+                return self._one(Col(self.vector_placeholder(e), rows), e.shape)
+            return self._one(Mat(e), e.shape)
+        if isinstance(e, sp.Transpose):
+            return self.transpose(self.lin(e.arg))
+        if isinstance(e, sp.MatAdd):
+            out = zero(rows, cols)
+            for a in e.args:
+                out = out + self.lin(a)
+            return self.simplify(out)
+        if isinstance(e, sp.MatMul):
+            coeff = sp.Mul(*[self.scalar(a) for a in e.args if not isinstance(a, MatrixExpr)])
+            mats = [self.lin(a) for a in e.args if isinstance(a, MatrixExpr)]
+            return self.mul_all(*mats).scale(coeff)
+        if isinstance(e, sp.HadamardProduct):
+            return self.hadamard([self.lin(a) for a in e.args], e.shape)
+        if isinstance(e, sp.HadamardPower):
+            base = self.template_of(self.lin(e.base))
+            return self.simplify(self._one(Col(base ** self.scalar(e.exp), rows), e.shape))
+        if isinstance(e, ElementwiseApplyFunction):
+            t = self.template_of(self.lin(e.expr))
+            return self.simplify(self._one(Col(e.function(t), rows), e.shape))
+        if isinstance(e, sp.DiagMatrix):
+            t = self.template_of(self.lin(e.args[0]))
+            return self.simplify(self._one(Diag(t, rows), e.shape))
+        if isinstance(e, sp.Inverse):
+            return self.inverse(self.lin(e.arg))[0]
+        raise NotImplementedError(f"no canonical form for {type(e).__name__}: {e}")
+
+    @staticmethod
+    def _one(factors, shape) -> Lin:
+        factors = factors if isinstance(factors, tuple) else (factors,)
+        return Lin(tuple(shape), (Term(sp.S.One, factors),))
+
+    def hadamard(self, lins, shape) -> Lin:
+        """u ∘ v: elementwise templates multiply; one non-elementwise w gives diag(u) w."""
+        if shape[1] != 1:
+            raise NotImplementedError("elementwise products of matrices")
+        pure, other = sp.S.One, []
+        for lin in lins:
+            t = self._pure_template(lin)
+            if t is None:
+                other.append(lin)
+            else:
+                pure *= t
+        if not other:
+            return self.simplify(self._one(Col(pure, shape[0]), shape))
+        rest = other[0]
+        for extra in other[1:]:
+            pure *= self.template_of(extra)
+        return self.mul(self._one(Diag(pure, shape[0]), (shape[0], shape[0])), rest)
+
+    def _pure_template(self, v: Lin):
+        total = sp.S.Zero
+        for t in v.terms:
+            if len(t.factors) == 1 and isinstance(t.factors[0], Col):
+                total += t.coeff * t.factors[0].t
+            else:
+                return None
+        return total
+
+    def scalar(self, e) -> sp.Expr:
+        """A sympy scalar with every ``Scalar(M)`` replaced by its simplified value."""
+        e = sp.sympify(e)
+        atoms = [a for a in e.atoms(Scalar)]
+        if not atoms:
+            return e
+        subs = {}
+        for a in atoms:
+            value = self.lin(a.matrix)
+            subs[a] = self.as_scalar(value) if value.terms else sp.S.Zero
+        return e.xreplace(subs)
+
+    # ---- placeholders
+    def placeholder(self, vector, size, assumptions=None) -> sp.Symbol:
+        if vector in self.placeholder_of:
+            return self.placeholder_of[vector]
+        name = str(vector) if isinstance(vector, sp.MatrixSymbol) else f"v{len(self.vectors)}"
+        p = sp.Dummy(name, real=True, **(assumptions or {}))
+        self.vectors[p] = (vector, size)
+        self.placeholder_of[vector] = p
+        return p
+
+    def vector_placeholder(self, v: sp.MatrixSymbol) -> sp.Symbol:
+        return self.placeholder(v, v.shape[0], self.assumptions.get(v))
+
+    def is_placeholder(self, s) -> bool:
+        return s in self.vectors
+
+    def placeholders_in(self, t) -> set:
+        return {s for s in t.free_symbols if s in self.vectors}
+
+    # ---- templates
+    def simplify_template(self, t):
+        """Normal form of an elementwise template, using 0/1 indicators (s ∘ s = s)."""
+        t = sp.sympify(t)
+        for a in sorted(self.placeholders_in(t) & self.facts.indicators, key=str):
+            if a in t.free_symbols:
+                t0, t1 = t.subs(a, 0), t.subs(a, 1)
+                if t0.has(sp.zoo, sp.nan) or t1.has(sp.zoo, sp.nan):
+                    continue
+                t = t0 * (1 - a) + t1 * a
+                self.facts.use(("indicator", a))
+        t = sp.expand(sp.powsimp(t))
+        return t
+
+    def split_template(self, t):
+        """t = Σ cₖ mₖ with cₖ free of placeholders: [(cₖ, mₖ)]."""
+        out = []
+        for term in sp.Add.make_args(self.simplify_template(t)):
+            c, m = term.as_independent(*self.placeholders_in(term), as_Add=False)
+            out.append((c, m))
+        return out
+
+    # ---- reductions
+    def reduction(self, lin_1x1: Lin) -> sp.Expr:
+        """A scalar symbol for a 1×1 chain (Σ u∘v, or uᵀAv), with known values applied."""
+        (term,) = lin_1x1.terms
+        key = term.factors
+        if key not in self.reduction_of:
+            label = _chain_label(term.factors)
+            sym = sp.Dummy(label, real=True, **self._reduction_assumptions(term.factors))
+            self.reduction_of[key] = sym
+            self.reductions[sym] = Lin(lin_1x1.shape, (Term(sp.S.One, key),))
+        sym = self.reduction_of[key]
+        if sym in self.facts.reductions:
+            self.facts.use(("reduction", sym))
+            return self.facts.reductions[sym]
+        return sym
+
+    def _reduction_assumptions(self, factors):
+        if len(factors) == 2 and isinstance(factors[0], Row) and isinstance(factors[1], Col):
+            t = factors[0].t * factors[1].t
+            if t.is_positive:
+                return {"positive": True}
+            if t.is_nonnegative:
+                return {"nonnegative": True}
+        return {}
+
+    def vsum(self, t, size) -> sp.Expr:
+        """Σᵢ tᵢ for a template t: linear, Σ 1 = n."""
+        total = sp.S.Zero
+        for c, m in self.split_template(t):
+            if m == 1:
+                total += c * size
+            else:
+                total += c * self.reduction(Lin((1, 1), (Term(1, (Row(sp.S.One, size), Col(m, size))),)))
+        return total
+
+    # ---- products
+    def mul(self, a: Lin, b: Lin) -> Lin:
+        shape = (a.shape[0], b.shape[1])
+        terms = []
+        for s, t in itertools.product(a.terms, b.terms):
+            terms.append(Term(s.coeff * t.coeff, s.factors + t.factors))
+        return self.simplify(Lin(shape, tuple(terms)))
+
+    def mul_all(self, *lins: Lin) -> Lin:
+        out = lins[0]
+        for b in lins[1:]:
+            out = self.mul(out, b)
+        return out
+
+    def transpose(self, a: Lin) -> Lin:
+        terms = [Term(t.coeff, tuple(self.transpose_factor(f) for f in reversed(t.factors))) for t in a.terms]
+        return self.simplify(Lin((a.shape[1], a.shape[0]), tuple(terms)))
+
+    def transpose_factor(self, f):
+        if isinstance(f, Diag):
+            return f
+        if isinstance(f, Col):
+            return Row(f.t, f.size)
+        if isinstance(f, Row):
+            return Col(f.t, f.size)
+        if isinstance(f, Inv):
+            return Inv(self.transpose(f.lin))
+        m = f.m
+        if isinstance(m, sp.Transpose):
+            return Mat(m.arg)
+        if isinstance(m, sp.Inverse):
+            inner = self.transpose_factor(Mat(m.arg))
+            return Mat(sp.Inverse(inner.m))
+        if m in self.facts.symmetric:
+            self.facts.use(("symmetric", m))
+            return f
+        return Mat(sp.Transpose(m))
+
+    # ---- simplification
+    def simplify(self, a: Lin) -> Lin:
+        collected: dict = {}
+        for term in a.terms:
+            for t in self.simplify_term(term):
+                collected[t.factors] = collected.get(t.factors, 0) + t.coeff
+        terms = []
+        for factors, c in collected.items():
+            if c.free_symbols & self.facts.indicators:
+                c = self.simplify_template(c)
+            c = sp.cancel(sp.expand(c)) if c.free_symbols else c
+            if c != 0:
+                terms.append(Term(c, factors))
+        return Lin(a.shape, tuple(terms))
+
+    def simplify_term(self, term: Term) -> list:
+        """Pairwise product rules, then expand templates into monomials: a list of terms."""
+        coeff, factors = term.coeff, list(term.factors)
+        if coeff == 0:
+            return []
+        changed = True
+        while changed:
+            changed = False
+            for i in range(len(factors)):
+                f = factors[i]
+                if isinstance(f, (Diag, Col, Row)):
+                    t = self.simplify_template(f.t)
+                    if t == 0:
+                        return []
+                    if t != f.t:
+                        factors[i] = type(f)(t, f.size)
+                        changed = True
+                        break
+                    if isinstance(f, Diag) and t == 1 and len(factors) > 1:
+                        del factors[i]
+                        changed = True
+                        break
+                if i + 1 < len(factors):
+                    merged = self.pair(factors[i], factors[i + 1])
+                    if merged is not None:
+                        c, repl = merged
+                        coeff *= c
+                        factors[i:i + 2] = repl
+                        changed = True
+                        break
+            if not changed:
+                folded = self.fold_chain(factors)
+                if folded is not None:
+                    c, factors = folded
+                    coeff *= c
+                    changed = True
+        # expand every template into monomials (scalar factors move to the coefficient)
+        out = [Term(coeff, ())]
+        for f in factors:
+            if isinstance(f, (Diag, Col, Row)):
+                parts = self.split_template(f.t)
+                out = [Term(t.coeff * c, t.factors + (type(f)(m, f.size),)) for t in out for c, m in parts]
+            else:
+                out = [Term(t.coeff, t.factors + (f,)) for t in out]
+        return [Term(t.coeff, _drop_identity(t.factors)) for t in out]
+
+    def pair(self, f, g):
+        """The rule for adjacent factors f g, as (scalar, [replacement factors]), or None."""
+        if isinstance(f, Diag) and isinstance(g, Diag):
+            return 1, [Diag(f.t * g.t, f.size)]
+        if isinstance(f, Diag) and isinstance(g, Col):
+            return 1, [Col(f.t * g.t, f.size)]
+        if isinstance(f, Row) and isinstance(g, Diag):
+            return 1, [Row(f.t * g.t, f.size)]
+        if isinstance(f, Row) and isinstance(g, Col):
+            return self.vsum(f.t * g.t, f.size), []
+        if isinstance(f, Mat) and isinstance(g, Mat) and isinstance(g.m, sp.Inverse) and g.m.arg == f.m:
+            return 1, []
+        if isinstance(f, Mat) and isinstance(g, Mat) and isinstance(f.m, sp.Inverse) and f.m.arg == g.m:
+            return 1, []
+        return None
+
+    def fold_chain(self, factors):
+        """Fold a 1×1 sub-chain Row ⋯ Col (e.g. uᵀ A v) into a reduction symbol."""
+        for i, f in enumerate(factors):
+            if isinstance(f, Row):
+                for j in range(i + 1, len(factors)):
+                    if isinstance(factors[j], Row):
+                        break
+                    if isinstance(factors[j], Col):
+                        if j == i + 1:
+                            break
+                        chain = tuple(factors[i:j + 1])
+                        value = self.reduction(Lin((1, 1), (Term(1, chain),)))
+                        return value, factors[:i] + factors[j + 1:]
+        return None
+
+    # ---- collapse: Σ cₖ diag(tₖ) + c I  →  diag(Σ cₖ tₖ + c)
+    def as_diag(self, a: Lin):
+        """The template t with a = diag(t), if a is diagonal; else None."""
+        if a.shape[0] != a.shape[1]:
+            return None
+        total = sp.S.Zero
+        for t in a.terms:
+            if t.factors == ():
+                total += t.coeff
+            elif len(t.factors) == 1 and isinstance(t.factors[0], Diag):
+                total += t.coeff * t.factors[0].t
+            else:
+                return None
+        return self.simplify_template(total)
+
+    def as_scalar(self, a: Lin):
+        if not a.is_scalar:
+            return None
+        assert all(t.factors == () for t in a.terms), a
+        return sp.Add(*[t.coeff for t in a.terms])
+
+    # ---- inverses
+    def inverse(self, a: Lin):
+        """(inverse Lin, kind, condition) — kind in {'scalar', 'diagonal', 'symbol', 'general'}.
+
+        ``condition`` is a sympy expression that must be nonzero (scalar/diagonal) or None.
+        """
+        if a.is_scalar:
+            s = self.as_scalar(a)
+            return scalar(sp.cancel(1 / s)), "scalar", s
+        d = self.as_diag(a)
+        if d is not None:
+            inv = self.simplify_template(1 / d)
+            n = a.shape[0]
+            lin = self.simplify(Lin(a.shape, (Term(1, (Diag(inv, n),)),)))
+            return lin, ("identity" if d.is_number else "diagonal"), d
+        t = a.single()
+        if t is not None and len(t.factors) == 1 and isinstance(t.factors[0], Mat):
+            m = t.factors[0].m
+            inv_m = m.arg if isinstance(m, sp.Inverse) else sp.Inverse(m)
+            return Lin(a.shape, (Term(1 / t.coeff, (Mat(inv_m),)),)), "symbol", m
+        if t is not None and len(t.factors) == 1 and isinstance(t.factors[0], Inv):
+            return t.factors[0].lin.scale(1 / t.coeff), "symbol", None
+        if t is not None and t.coeff != 1:
+            inner, kind, cond = self.inverse(Lin(a.shape, (Term(1, t.factors),)))
+            return inner.scale(1 / t.coeff), kind, cond
+        return Lin(a.shape, (Term(1, (Inv(a),)),)), "general", None
+
+    # ---- extraction of a linear map
+    def coefficient(self, a: Lin, direction, size) -> Lin:
+        """The matrix J with a = J · d, for ``a`` linear in the direction ``d``.
+
+        ``direction`` is a scalar symbol (J is a column block) or a placeholder of a vector
+        direction of length ``size`` (J has ``size`` columns).
+        """
+        rows = a.shape[0]
+        out = []
+        vector = self.is_placeholder(direction)
+        for t in a.terms:
+            out.extend(self._coefficient_term(t, direction, vector, size))
+        return self.simplify(Lin((rows, size if vector else sp.S.One), tuple(out)))
+
+    def _coefficient_term(self, t: Term, d, vector: bool, size) -> list:
+        coeff, factors = t.coeff, t.factors
+        addends = sp.Add.make_args(sp.expand(coeff))
+        if len(addends) > 1:
+            return [p for a in addends for p in self._coefficient_term(Term(a, factors), d, vector, size)]
+        # the direction inside a reduction Σ (u∘d) or uᵀA d:  c·red·F = c · F · (chain)
+        for red in [r for r in coeff.free_symbols if r in self.reductions]:
+            chain = self.reductions[red].terms[0].factors
+            if self.depends(chain, d):
+                c = sp.cancel(coeff / red)
+                if not (isinstance(chain[-1], Col) and d in chain[-1].t.free_symbols):
+                    # a scalar equals its transpose: bring the direction to the right end
+                    chain = tuple(self.transpose_factor(f) for f in reversed(chain))
+                pieces = self._coefficient_term(Term(sp.S.One, chain), d, vector, size)
+                return [Term(c * p.coeff, factors + p.factors) for p in pieces]
+        if not vector:
+            if d in coeff.free_symbols:
+                return [Term(sp.diff(coeff, d), factors)]
+            if factors and isinstance(factors[-1], Col) and d in factors[-1].t.free_symbols:
+                last = factors[-1]
+                return [Term(coeff, factors[:-1] + (Col(sp.diff(last.t, d), last.size),))]
+            if any(d in getattr(f, "t", sp.S.Zero).free_symbols for f in factors):
+                raise ValueError(f"cannot extract a scalar direction from {t}")
+            return []
+        if not factors:
+            return []
+        last = factors[-1]
+        if isinstance(last, Col) and d in last.t.free_symbols:
+            a = sp.diff(last.t, d)
+            return [Term(coeff, factors[:-1] + (Diag(a, size),))]
+        if isinstance(last, Mat) or isinstance(last, Inv) or not self._term_depends(t, d):
+            if self._term_depends(t, d):
+                raise ValueError(f"direction inside a matrix factor: {t}")
+            return []
+        if isinstance(last, Row):
+            # a scalar chain ending in a row cannot hold the direction after folding
+            return []
+        # Diag(u ∘ d) · (rest) — rewrite as Diag(u ∘ rest) · d
+        for i, f in enumerate(factors):
+            if isinstance(f, Diag) and d in f.t.free_symbols:
+                rest = Lin((f.size, sp.S.One), (Term(1, factors[i + 1:]),))
+                w = self.template_of(rest)
+                a = sp.diff(f.t, d)
+                return [Term(coeff, factors[:i] + (Diag(a * w, size),))]
+        raise ValueError(f"cannot extract the direction from {t}")
+
+    def depends(self, factors, d) -> bool:
+        return any(d in getattr(f, "t", sp.S.Zero).free_symbols for f in factors)
+
+    def _term_depends(self, t: Term, d) -> bool:
+        if d in t.coeff.free_symbols or self.depends(t.factors, d):
+            return True
+        return any(self.depends(self.reductions[r].terms[0].factors, d)
+                   for r in t.coeff.free_symbols if r in self.reductions)
+
+    # ---- elementwise view of a vector
+    def template_of(self, v: Lin) -> sp.Expr:
+        """v as an elementwise template: Σ c·t for pure Col terms, else an opaque placeholder."""
+        total = sp.S.Zero
+        for t in v.terms:
+            if len(t.factors) == 1 and isinstance(t.factors[0], Col):
+                total += t.coeff * t.factors[0].t
+            elif t.factors == () and v.shape == (1, 1):
+                total += t.coeff
+            else:
+                return self.opaque_placeholder(v)
+        return total
+
+    def opaque_placeholder(self, v: Lin) -> sp.Symbol:
+        key = ("opaque", v.terms)
+        if key in self.placeholder_of:
+            return self.placeholder_of[key]
+        p = sp.Dummy(f"w{len(self.opaque)}", real=True)
+        self.vectors[p] = (None, v.shape[0])
+        self.placeholder_of[key] = p
+        self.opaque[p] = v
+        return p
+
+    # ---- back to sympy
+    def to_sympy(self, a: Lin):
+        """Standard sympy classes: MatMul, MatAdd, DiagMatrix, Inverse, Identity, ..."""
+        rows, cols = a.shape
+        if a.is_scalar:
+            if all(t.factors == () for t in a.terms):
+                return self.scalar_to_sympy(sp.Add(*[t.coeff for t in a.terms]))
+        if a.is_zero:
+            return sp.ZeroMatrix(rows, cols)
+        terms = [self.term_to_sympy(t, a.shape) for t in _compact(self, a).terms]
+        return terms[0] if len(terms) == 1 else sp.MatAdd(*terms)
+
+    def term_to_sympy(self, t: Term, shape):
+        coeff = self.scalar_to_sympy(t.coeff)
+        mats = [self.factor_to_sympy(f) for f in t.factors]
+        if not mats:
+            return coeff * sp.Identity(shape[0])
+        return sp.MatMul(coeff, *mats) if coeff != 1 else (mats[0] if len(mats) == 1 else sp.MatMul(*mats))
+
+    def factor_to_sympy(self, f):
+        if isinstance(f, Mat):
+            return f.m
+        if isinstance(f, Diag):
+            if f.t == 1:
+                return sp.Identity(f.size)
+            return sp.DiagMatrix(self.vector_to_sympy(f.t, f.size))
+        if isinstance(f, Col):
+            return self.vector_to_sympy(f.t, f.size)
+        if isinstance(f, Row):
+            return self.vector_to_sympy(f.t, f.size).T
+        return sp.Inverse(self.to_sympy(f.lin))
+
+    def scalar_to_sympy(self, c):
+        c = sp.sympify(c)
+        subs = {r: Scalar(self.to_sympy(self.reductions[r])) for r in c.free_symbols if r in self.reductions}
+        return c.xreplace(subs) if subs else c
+
+    def vector_to_sympy(self, t, size):
+        """A template as a vector expression: Hadamard products, powers, elementwise functions."""
+        t = sp.sympify(t)
+        holders = self.placeholders_in(t)
+        if not holders:
+            return self.scalar_to_sympy(t) * sp.OneMatrix(size, 1)
+        if t in self.vectors:
+            if t in self.opaque:
+                return self.to_sympy(self.opaque[t])
+            return self.vectors[t][0]
+        if isinstance(t, sp.Add):
+            return sp.MatAdd(*[self.vector_to_sympy(a, size) for a in t.args])
+        if isinstance(t, sp.Mul):
+            c, rest = t.as_independent(*holders, as_Add=False)
+            parts = [self.vector_to_sympy(a, size) for a in sp.Mul.make_args(rest)]
+            v = parts[0] if len(parts) == 1 else sp.HadamardProduct(*parts)
+            return v if c == 1 else self.scalar_to_sympy(c) * v
+        if isinstance(t, sp.Pow) and not self.placeholders_in(t.exp):
+            return sp.HadamardPower(self.vector_to_sympy(t.base, size), t.exp)
+        if isinstance(t, sp.Function) and len(t.args) == 1:
+            d = sp.Dummy("d")
+            return ElementwiseApplyFunction(sp.Lambda(d, t.func(d)), self.vector_to_sympy(t.args[0], size))
+        raise NotImplementedError(f"cannot write {t} as a vector expression")
+
+
+def _drop_identity(factors):
+    """diag(1) is the identity: drop it (no factors at all means coeff · I)."""
+    return tuple(f for f in factors if not (isinstance(f, Diag) and f.t == 1))
+
+
+def _compact(alg: Algebra, a: Lin) -> Lin:
+    """Merge terms that differ only in one template factor: I − diag(s) → diag(1 − s)."""
+    terms = list(a.terms)
+    merged = True
+    while merged:
+        merged = False
+        for i, j in itertools.combinations(range(len(terms)), 2):
+            m = _merge(alg, terms[i], terms[j])
+            if m is not None:
+                terms[i] = m
+                del terms[j]
+                merged = True
+                break
+    return Lin(a.shape, tuple(terms))
+
+
+def _merge(alg, s: Term, t: Term):
+    fs, ft = list(s.factors), list(t.factors)
+    if not fs and len(ft) == 1 and isinstance(ft[0], Diag):
+        fs = [Diag(sp.S.One, ft[0].size)]
+    if not ft and len(fs) == 1 and isinstance(fs[0], Diag):
+        ft = [Diag(sp.S.One, fs[0].size)]
+    if len(fs) != len(ft):
+        return None
+    diff = [k for k in range(len(fs)) if fs[k] != ft[k]]
+    if len(diff) != 1:
+        return None
+    k = diff[0]
+    f, g = fs[k], ft[k]
+    if type(f) is not type(g) or not isinstance(f, (Diag, Col, Row)):
+        return None
+    if s.coeff.free_symbols - set(alg.vectors) or t.coeff.free_symbols - set(alg.vectors):
+        if sp.simplify(s.coeff - t.coeff) != 0 and sp.simplify(s.coeff + t.coeff) != 0:
+            return None
+    if s.coeff.is_number and t.coeff.is_number:  # numbers go into the template: diag(1 − s)
+        fs[k] = type(f)(sp.expand(s.coeff * f.t + t.coeff * g.t), f.size)
+        return Term(sp.S.One, tuple(fs))
+    ratio = sp.cancel(t.coeff / s.coeff)
+    if ratio.free_symbols:
+        return None
+    fs[k] = type(f)(sp.expand(f.t + ratio * g.t), f.size)
+    return Term(s.coeff, tuple(fs))
+
+
+def _chain_label(factors) -> str:
+    return "·".join(type(f).__name__ for f in factors)

@@ -1,0 +1,201 @@
+"""symift's own differentiation rules: matrix differentials of the language's constructs.
+
+``differential(e, seeds)`` is the directional derivative (JVP) of ``e``: every symbol ``x`` in
+``seeds`` moves by ``dx = seeds[x]`` (a scalar symbol, or a matrix symbol of x's shape), the
+rest is held fixed.  The result is linear in the directions and has ``e``'s shape:
+
+    d(A x) = dA x + A dx                 d(x ∘ y) = dx ∘ y + x ∘ dy
+    d f.(x) = f'.(x) ∘ dx               d Scalar(M) = Scalar(dM)
+    d X⁻¹ = −X⁻¹ dX X⁻¹                  d f(s) = f'(s) ds
+
+sympy's ``MatrixExpr.diff`` is not used: in sympy 1.14 it gets d/dz Σ zᵢ log zᵢ = 0, drops
+softmax's −zzᵀ term and raises on d/dt (X + tI)⁻¹.  :func:`jacobian` turns a differential
+into the Jacobian matrix ∂e/∂x (for scalar and vector x) through ``symift.algebra``.
+"""
+from __future__ import annotations
+
+import sympy as sp
+from sympy.matrices.expressions.applyfunc import ElementwiseApplyFunction
+from sympy.matrices.expressions.matexpr import MatrixExpr
+
+from .expr import Scalar, is_matrix
+
+
+def zero_like(e):
+    return sp.ZeroMatrix(*e.shape) if is_matrix(e) else sp.S.Zero
+
+
+def is_zero(e) -> bool:
+    if is_matrix(e):
+        return isinstance(e, sp.ZeroMatrix) or (isinstance(e, sp.MatMul) and any(
+            a == 0 for a in e.args if not is_matrix(a)))
+    return e == 0
+
+
+def _sum(terms, like):
+    terms = [t for t in terms if not is_zero(t)]
+    if not terms:
+        return zero_like(like)
+    if len(terms) == 1:
+        return terms[0]
+    return sp.MatAdd(*terms) if is_matrix(like) else sp.Add(*terms)
+
+
+def depends_on(e, symbols) -> bool:
+    return bool(e.free_symbols & set(symbols)) or any(a in symbols for a in e.atoms(sp.MatrixSymbol))
+
+
+def differential(e, seeds: dict):
+    """The differential of ``e`` when each ``x`` in ``seeds`` moves along ``seeds[x]``."""
+    return _Differential(seeds).d(e)
+
+
+class _Differential:
+    def __init__(self, seeds):
+        self.seeds = seeds
+        self.cache = {}
+
+    def d(self, e):
+        if e in self.seeds:
+            return self.seeds[e]
+        if not depends_on(e, self.seeds):
+            return zero_like(e)
+        if e not in self.cache:
+            method = getattr(self, "d_" + type(e).__name__, None)
+            if method is None:
+                method = self.d_function if isinstance(e, sp.Function) else None
+            if method is None:
+                raise NotImplementedError(f"no differentiation rule for {type(e).__name__}: {e}")
+            self.cache[e] = method(e)
+        return self.cache[e]
+
+    # ---- scalars
+    def d_Add(self, e):
+        return _sum([self.d(a) for a in e.args], e)
+
+    def d_Mul(self, e):
+        terms = []
+        for i, a in enumerate(e.args):
+            da = self.d(a)
+            if not is_zero(da):
+                terms.append(sp.Mul(*e.args[:i], da, *e.args[i + 1:]))
+        return _sum(terms, e)
+
+    def d_Pow(self, e):
+        base, exp = e.args
+        dbase, dexp = self.d(base), self.d(exp)
+        out = []
+        if not is_zero(dbase):
+            out.append(exp * base ** (exp - 1) * dbase)
+        if not is_zero(dexp):
+            out.append(e * sp.log(base) * dexp)
+        return _sum(out, e)
+
+    def d_function(self, e):
+        if len(e.args) != 1:
+            raise NotImplementedError(f"no differentiation rule for {e.func}")
+        (x,) = e.args
+        return e.fdiff(1) * self.d(x)
+
+    def d_Scalar(self, e):
+        dm = self.d(e.matrix)
+        return sp.S.Zero if is_zero(dm) else Scalar(dm)
+
+    # ---- matrices
+    def d_MatAdd(self, e):
+        return _sum([self.d(a) for a in e.args], e)
+
+    def d_MatMul(self, e):
+        terms = []
+        for i, a in enumerate(e.args):
+            da = self.d(a)
+            if not is_zero(da):
+                terms.append(sp.MatMul(*e.args[:i], da, *e.args[i + 1:]))
+        return _sum(terms, e)
+
+    def d_Transpose(self, e):
+        da = self.d(e.arg)
+        return zero_like(e) if is_zero(da) else sp.Transpose(da)
+
+    def d_HadamardProduct(self, e):
+        terms = []
+        for i, a in enumerate(e.args):
+            da = self.d(a)
+            if not is_zero(da):
+                terms.append(sp.HadamardProduct(*e.args[:i], da, *e.args[i + 1:]))
+        return _sum(terms, e)
+
+    def d_HadamardPower(self, e):
+        base, exp = e.args
+        if depends_on(exp, self.seeds):
+            raise NotImplementedError("elementwise power with a varying exponent")
+        dbase = self.d(base)
+        if exp == 1:
+            return dbase
+        factor = base if exp == 2 else sp.HadamardPower(base, exp - 1)
+        return sp.HadamardProduct(exp * factor, dbase) if exp != 2 else sp.HadamardProduct(2 * base, dbase)
+
+    def d_ElementwiseApplyFunction(self, e):
+        return sp.HadamardProduct(elementwise_derivative(e), self.d(e.expr))
+
+    def d_DiagMatrix(self, e):
+        return sp.DiagMatrix(self.d(e.args[0]))
+
+    def d_Inverse(self, e):
+        x = e.arg
+        return -sp.MatMul(e, self.d(x), e)
+
+    def d_OneMatrix(self, e):
+        return zero_like(e)
+
+    d_Identity = d_ZeroMatrix = d_OneMatrix
+
+
+def elementwise_derivative(e: ElementwiseApplyFunction) -> MatrixExpr:
+    """f'.(x) for f.(x), written with the plainest class: x^k, f itself, or f'.(x)."""
+    lam, x = e.function, e.expr
+    (var,) = lam.variables
+    fprime = sp.simplify(sp.diff(lam.expr, var))
+    if fprime == lam.expr:  # exp
+        return e
+    power = sp.Wild("k", exclude=[var])
+    match = fprime.match(var ** power)
+    if match is not None and match[power].is_number:
+        return sp.HadamardPower(x, match[power])
+    coeff, rest = fprime.as_independent(var, as_Add=False)
+    match = rest.match(var ** power)
+    if coeff != 1 and match is not None and match[power].is_number:
+        return coeff * sp.HadamardPower(x, match[power])
+    return x.applyfunc(sp.Lambda(var, fprime))
+
+
+def direction_for(x, alg):
+    """A direction symbol for ``x`` (dx), and the symbol the algebra extracts against."""
+    if isinstance(x, sp.MatrixSymbol):
+        d = sp.MatrixSymbol("d" + x.name, *x.shape)
+        return d, (alg.vector_placeholder(d) if x.shape[1] == 1 else d)
+    d = sp.Symbol("d" + x.name, real=True)
+    return d, d
+
+
+def jacobian(e, x, alg):
+    """∂e/∂x as a canonical :class:`~symift.algebra.Lin` (rows of e × entries of x).
+
+    ``e`` is a scalar or a column vector; ``x`` a scalar symbol or a vector MatrixSymbol.
+    Computed as the coefficient of dx in the differential de = (∂e/∂x) dx.
+    """
+    d, key = direction_for(x, alg)
+    de = alg.lin(differential(e, {x: d}))
+    size = x.shape[0] if isinstance(x, sp.MatrixSymbol) else sp.S.One
+    return alg.coefficient(de, key, size)
+
+
+def directional(e, x, alg):
+    """The directional derivative of ``e`` along dX for a matrix symbol X, canonical."""
+    d, _ = direction_for(x, alg)
+    return alg.lin(differential(e, {x: d})), d
+
+
+def gradient(f, x, alg):
+    """∇ₓ f = (∂f/∂x)ᵀ for a scalar f, as a sympy expression (vector, or scalar for scalar x)."""
+    return alg.to_sympy(alg.transpose(jacobian(f, x, alg)))

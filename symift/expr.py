@@ -1,0 +1,224 @@
+"""Model expressions → sympy: the vocabulary every later stage works in.
+
+Vectors are ``n×1`` matrix expressions, matrices ``m×n``; scalars are sympy scalars.  The
+constructs of the language map to standard sympy classes:
+
+==============  ==========================================================
+``a * b``       ``HadamardProduct`` for two vectors, scalar scaling otherwise
+``a / b``       ``HadamardProduct(a, HadamardPower(b, -1))`` for vectors
+``v ^ p``       ``HadamardPower(v, p)`` (p scalar)
+``log(v)``      ``ElementwiseApplyFunction(log, v)`` (``v.applyfunc(log)``)
+``sum(v)``      ``Scalar(1ᵀ v)``; ``dot(a, b)`` → ``Scalar(aᵀ b)``; ``quad(x, Q)`` → ``Scalar(xᵀ Q x)``
+``entropy(v)``  ``−Scalar(1ᵀ (v ∘ log v))``; ``logsumexp(v)`` → ``log(Scalar(1ᵀ exp v))``
+==============  ==========================================================
+
+:class:`Scalar` wraps a 1×1 matrix expression as a scalar; it evaluates itself as soon as
+its argument becomes explicit, so ``J.subs({n: 4, z: Matrix(...)}).as_explicit()`` gives numbers.
+"""
+from __future__ import annotations
+
+import sympy as sp
+from sympy.matrices.expressions.matexpr import MatrixExpr
+
+from .errors import Source, UnsupportedError
+from .model import Binary, Call, Name, Neg, Number, Problem, Transpose
+
+
+class Scalar(sp.Expr):
+    """The scalar value of a 1×1 matrix expression, e.g. ``Scalar(1ᵀz)`` = Σᵢ zᵢ."""
+
+    is_commutative = True
+    is_real = True
+
+    def __new__(cls, matrix):
+        if not isinstance(matrix, MatrixExpr) and not isinstance(matrix, sp.MatrixBase):
+            return matrix
+        if matrix.shape != (1, 1):
+            raise ValueError(f"Scalar() needs a 1×1 matrix expression, got shape {matrix.shape}")
+        if isinstance(matrix, sp.MatrixBase):
+            return matrix[0, 0]
+        if not matrix.atoms(sp.MatrixSymbol) and all(s.is_Integer for s in _shape_symbols(matrix)):
+            return sp.simplify(matrix.as_explicit()[0, 0]) if matrix.free_symbols else matrix.as_explicit()[0, 0]
+        return super().__new__(cls, matrix)
+
+    @property
+    def matrix(self):
+        return self.args[0]
+
+    def _eval_subs(self, old, new):
+        if self == old:
+            return new
+        return Scalar(self.matrix.subs(old, new))
+
+    def doit(self, **hints):
+        return Scalar(self.matrix.doit(**hints))
+
+    def _sympystr(self, printer):
+        return f"({printer._print(self.matrix)})"
+
+    def _eval_derivative(self, s):  # sympy's own diff is not used by symift
+        raise NotImplementedError("use symift.calculus")
+
+
+def _shape_symbols(m):
+    """Every size occurring in the shapes of a matrix expression's sub-expressions."""
+    sizes = set()
+    for node in sp.preorder_traversal(m):
+        if isinstance(node, MatrixExpr):
+            sizes.update(sp.sympify(d) for d in node.shape)
+    return sizes
+
+
+def ones(rows, cols=1) -> MatrixExpr:
+    return sp.OneMatrix(rows, cols)
+
+
+def is_matrix(e) -> bool:
+    return isinstance(e, MatrixExpr)
+
+
+def shape(e) -> tuple:
+    return e.shape if is_matrix(e) else (1, 1)
+
+
+_FUNCTIONS = {"log": sp.log, "exp": sp.exp, "sqrt": sp.sqrt, "sin": sp.sin, "cos": sp.cos,
+              "tanh": sp.tanh, "abs": sp.Abs}
+
+
+def number(text: str) -> sp.Expr:
+    """An exact rational for a literal (0.5 → 1/2), a Float for extreme exponents."""
+    mantissa, _, exponent = text.lower().partition("e")
+    if exponent and abs(int(exponent)) > 30:
+        return sp.Float(text)
+    return sp.Rational(text)
+
+
+class SympyBuilder:
+    """Builds sympy objects for a problem's declarations and expressions."""
+
+    def __init__(self, problem: Problem):
+        self.problem = problem
+        self.source: Source = problem.source
+        self.dims = {d.name: sp.Symbol(d.name, integer=True, positive=True) for d in problem.dims}
+        self.symbols: dict[str, sp.Basic] = dict(self.dims)
+        for p in problem.params:
+            assumptions = {"positive": True} if p.sign == ">0" else (
+                {"nonnegative": True} if p.sign == ">=0" else {})
+            self.symbols[p.name] = self.declare(p.name, p.shape, assumptions)
+        for v in problem.variables:
+            self.symbols[v.name] = self.declare(v.name, v.shape, {"positive": True} if v.positive else {})
+
+    def size(self, s):
+        return self.dims[s] if isinstance(s, str) else sp.Integer(s)
+
+    def declare(self, name, shp, assumptions):
+        if shp == ():
+            return sp.Symbol(name, real=True, **assumptions)
+        rows = self.size(shp[0])
+        cols = self.size(shp[1]) if len(shp) == 2 else sp.Integer(1)
+        return sp.MatrixSymbol(name, rows, cols)
+
+    def unsupported(self, message, node):
+        return UnsupportedError(message, node.span, self.source)
+
+    def build(self, e):
+        """The sympy expression of a model expression (shapes were checked by the model)."""
+        if isinstance(e, Number):
+            return number(e.text)
+        if isinstance(e, Name):
+            return self.symbols[e.id]
+        if isinstance(e, Neg):
+            return -self.build(e.operand)
+        if isinstance(e, Transpose):
+            x = self.build(e.operand)
+            return x.T if is_matrix(x) else x
+        if isinstance(e, Call):
+            return self.call(e, [self.build(a) for a in e.args])
+        a, b = self.build(e.left), self.build(e.right)
+        return self.binary(e, a, b)
+
+    def relation(self, lhs, rhs):
+        """``lhs − rhs`` with scalars broadcast against vectors."""
+        a, b = self.build(lhs), self.build(rhs)
+        return broadcast_sub(a, b)
+
+    def binary(self, e: Binary, a, b):
+        op = e.op
+        if op == "@":
+            return scalarize(sp.MatMul(a, b))
+        if op in "+-":
+            a, b = broadcast(a, b)
+            return a + b if op == "+" else a - b
+        if op == "*":
+            if is_matrix(a) and is_matrix(b):
+                return sp.HadamardProduct(a, b)
+            return a * b
+        if op == "/":
+            if is_matrix(b):
+                inv = sp.HadamardPower(b, -1)
+                return sp.HadamardProduct(a, inv) if is_matrix(a) else a * inv
+            return a / b
+        if op == "^":
+            if is_matrix(b):
+                raise self.unsupported("an elementwise power with a vector exponent is not supported", e)
+            if is_matrix(a):
+                return sp.HadamardPower(a, b)
+            return a ** b
+        raise self.unsupported(f"operator '{op}'", e)  # pragma: no cover
+
+    def call(self, e: Call, args):
+        f = e.func
+        if f in _FUNCTIONS:
+            x = args[0]
+            return x.applyfunc(_FUNCTIONS[f]) if is_matrix(x) else _FUNCTIONS[f](x)
+        x = args[0]
+        if f == "sum":
+            return total(x)
+        if f == "dot":
+            return Scalar(sp.MatMul(x.T, args[1]))
+        if f == "sumsq":
+            return Scalar(sp.MatMul(x.T, x)) if x.shape[1] == 1 else total(sp.HadamardPower(x, 2))
+        if f == "norm2":
+            return sp.sqrt(Scalar(sp.MatMul(x.T, x)))
+        if f == "quad":
+            return Scalar(sp.MatMul(x.T, args[1], x))
+        if f == "entropy":
+            return -total(sp.HadamardProduct(x, x.applyfunc(sp.log)))
+        if f == "logsumexp":
+            return sp.log(total(x.applyfunc(sp.exp)))
+        if f == "norm1":
+            return total(x.applyfunc(sp.Abs))
+        raise self.unsupported(f"function '{f}'", e)  # pragma: no cover
+
+
+def total(x) -> sp.Expr:
+    """Σ of all entries: ``Scalar(1ᵀ x)`` for a vector, ``Scalar(1ᵀ X 1)`` for a matrix."""
+    rows, cols = x.shape
+    if cols == 1:
+        return Scalar(sp.MatMul(ones(1, rows), x))
+    return Scalar(sp.MatMul(ones(1, rows), x, ones(cols, 1)))
+
+
+def scalarize(m):
+    """A 1×1 matrix expression as a :class:`Scalar`; anything else unchanged."""
+    if is_matrix(m) and m.shape == (1, 1):
+        return Scalar(m)
+    return m
+
+
+def broadcast(a, b):
+    """Scalars against matrices: ``c`` becomes ``c·𝟏``."""
+    if is_matrix(a) and not is_matrix(b):
+        b = b * ones(*a.shape) if b != 0 else sp.ZeroMatrix(*a.shape)
+    elif is_matrix(b) and not is_matrix(a):
+        a = a * ones(*b.shape) if a != 0 else sp.ZeroMatrix(*b.shape)
+    return a, b
+
+
+def broadcast_sub(a, b):
+    a, b = broadcast(a, b)
+    if is_matrix(b) and isinstance(b, sp.ZeroMatrix):
+        return a
+    if not is_matrix(b) and b == 0:
+        return a
+    return a - b
