@@ -14,12 +14,13 @@ from .errors import (
     UnknownNameError,
     UnsupportedError,
 )
+from .derive import Derivation, derive
 from .model import Problem
 from .parse import load, parse
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "DuplicateError", "EquationCountError", "MathError", "ParseError", "Problem", "ProblemError",
+    "Derivation", "DuplicateError", "derive", "EquationCountError", "MathError", "ParseError", "Problem", "ProblemError",
     "ShapeError", "SymiftError", "UnknownNameError", "UnsupportedError", "load", "parse",
 ]

@@ -84,7 +84,9 @@ class IFTReport:
 
 def describe(alg, e) -> str:
     """A short text form of a sympy expression (for reports)."""
-    return sp.sstr(e)
+    from .printing import text
+
+    return text(e)
 
 
 class Analysis:
@@ -138,7 +140,7 @@ class Analysis:
                 from .model import unparse
                 c = m.constraint
                 self.inactive[m.name] = (f"{m.name} = 0: the constraint {unparse(c.lhs)} {c.relation} "
-                                         f"{unparse(c.rhs)} is inactive since its g = {sp.sstr(t)} < 0 "
+                                         f"{unparse(c.rhs)} is inactive since its g = {describe(self.alg, self.alg.vector_to_sympy(t, g.shape[0]) if is_matrix(m.function) else t)} < 0 "
                                          "under the declared assumptions")
                 continue
             name = "s" if sum(x.kind == "inequality" for x in self.kkt.multipliers) == 1 else f"s_{m.name}"
@@ -153,7 +155,8 @@ class Analysis:
                 s = sp.Symbol(name, real=True, nonnegative=True)
                 size = sp.S.One
             self.facts.indicators.add(s)
-            meaning = f"{name} = 1[g < 0] with g = {sp.sstr(m.function)}: the inactive set of '{m.name}'"
+            meaning = (f"{name} = 1[g < 0] with g = {describe(self.alg, m.function)}: the inactive set of "
+                       f"'{m.name}' ({name}ᵢ = 0 where the constraint is active)")
             self.facts.cited[("indicator", s)] = f"{name} ∈ {{0, 1}} elementwise, so {name}∘{name} = {name}"
             self.indicators[m.name] = (s, size, meaning)
             self.assumptions.append(
@@ -299,7 +302,7 @@ class Analysis:
                     if kind in ("scalar", "diagonal") and verdict is None:
                         text = f"{describe(self.alg, self.alg.scalar_to_sympy(cond))} ≠ 0"
                     elif kind == "general":
-                        text = f"{sp.sstr(self.alg.to_sympy(blk))} is nonsingular"
+                        text = f"{describe(self.alg, self.alg.to_sympy(blk))} is nonsingular"
                     elif kind == "symbol" and cond not in self.facts.invertible:
                         text = f"{cond} is nonsingular"
                     best = (cost, (r, c, inv, kind, text))

@@ -1,0 +1,60 @@
+"""Plain-text printing of derived expressions for the terminal (diag(z), zᵀ, Q⁻¹, u∘v)."""
+from __future__ import annotations
+
+import sympy as sp
+from sympy.printing.str import StrPrinter
+
+
+class TextPrinter(StrPrinter):
+    """Readable plain text: diag(z), zᵀ, Q⁻¹, log(z), u∘v, 1."""
+
+    def _print_DiagMatrix(self, e):
+        return f"diag({self._print(e.args[0])})"
+
+    def _print_Transpose(self, e):
+        inner = self._print(e.arg)
+        return f"{inner}ᵀ" if isinstance(e.arg, sp.MatrixSymbol) else f"({inner})ᵀ"
+
+    def _print_Inverse(self, e):
+        inner = self._print(e.arg)
+        return f"{inner}⁻¹" if isinstance(e.arg, sp.MatrixSymbol) else f"({inner})⁻¹"
+
+    def _print_OneMatrix(self, e):
+        return "1ᵀ" if e.shape[0] == 1 and e.shape[1] != 1 else "1"
+
+    def _print_Identity(self, e):
+        return "I"
+
+    def _print_ZeroMatrix(self, e):
+        return "0"
+
+    def _print_HadamardProduct(self, e):
+        return "∘".join(self.parenthesize(a, 50) for a in e.args)
+
+    def _print_HadamardPower(self, e):
+        return f"{self.parenthesize(e.base, 60)}^{self._print(e.exp)}"
+
+    def _print_ElementwiseApplyFunction(self, e):
+        body = e.function.expr.subs(e.function.variables[0], sp.Symbol(self._print(e.expr)))
+        return self._print(body)
+
+    def _print_Scalar(self, e):
+        return f"({self._print(e.matrix)})"
+
+    def _print_MatMul(self, e):
+        c, mats = e.as_coeff_mmul()
+        parts = [self.parenthesize(m, 45) for m in mats.args]
+        body = " ".join(parts)
+        if c == 1:
+            return body
+        if c == -1:
+            return "-" + body
+        return f"{self.parenthesize(c, 45)} {body}"
+
+
+def text(e) -> str:
+    return TextPrinter().doprint(e)
+
+
+
+
