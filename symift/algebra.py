@@ -375,6 +375,7 @@ class Algebra:
             c = sp.cancel(sp.expand(c)) if c.free_symbols else c
             if c != 0:
                 terms.append(Term(c, factors))
+        terms.sort(key=lambda t: (len(t.factors), repr(t.factors)))  # a canonical order
         return Lin(a.shape, tuple(terms))
 
     def simplify_term(self, term: Term) -> list:

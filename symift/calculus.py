@@ -145,6 +145,16 @@ class _Differential:
         x = e.arg
         return -sp.MatMul(e, self.d(x), e)
 
+    def d_MatPow(self, e):
+        """Xᵏ as a product of k factors X (or −k factors X⁻¹): sympy folds d_Inverse's X⁻¹ dt X⁻¹ into X⁻²."""
+        base, k = e.args
+        if not k.is_Integer:
+            raise NotImplementedError(f"matrix power with a non-integer exponent: {e}")
+        if k == 0:
+            return zero_like(e)
+        factor = base if k > 0 else sp.Inverse(base)
+        return self.d(sp.MatMul(*[factor] * abs(int(k))))
+
     def d_OneMatrix(self, e):
         return zero_like(e)
 
@@ -155,7 +165,8 @@ def elementwise_derivative(e: ElementwiseApplyFunction) -> MatrixExpr:
     """f'.(x) for f.(x), written with the plainest class: x^k, f itself, or f'.(x)."""
     lam, x = e.function, e.expr
     (var,) = lam.variables
-    fprime = sp.simplify(sp.diff(lam.expr, var))
+    real = sp.Dummy(var.name, real=True)  # entries are real: d|t|/dt = sign(t), not re/im terms
+    fprime = sp.simplify(sp.diff(lam.expr.xreplace({var: real}), real)).xreplace({real: var})
     if fprime == lam.expr:  # exp
         return e
     power = sp.Wild("k", exclude=[var])

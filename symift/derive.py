@@ -31,8 +31,9 @@ class Derivation:
     @property
     def symbols(self) -> dict:
         out = dict(self._kkt.symbols)
-        for name, (s, size, _) in self.analysis.indicators.items():
-            out[str(s)] = self.analysis.alg.vectors[s][0] if s in self.analysis.alg.vectors else s
+        for s, size, _ in self.analysis.indicators.values():
+            symbol = self.analysis.alg.vectors[s][0] if s in self.analysis.alg.vectors else s
+            out[symbol.name] = symbol
         return out
 
     @property
@@ -64,7 +65,7 @@ class Derivation:
     @property
     def indicators(self) -> dict:
         """Indicator name -> its meaning (e.g. s = 1[g < 0], the inactive set)."""
-        return {str(s): meaning for s, _, meaning in self.analysis.indicators.values()}
+        return {s.name: meaning for s, _, meaning in self.analysis.indicators.values()}
 
     @property
     def facts(self) -> list:

@@ -32,8 +32,9 @@ class Source:
     text: str
 
     def line(self, number: int) -> str:
-        lines = self.text.splitlines()
-        return lines[number - 1] if 1 <= number <= len(lines) else ""
+        # lark counts lines at "\n" only; str.splitlines() would also break at \f, \x85, \u2028, ...
+        lines = self.text.split("\n")
+        return lines[number - 1].rstrip("\r") if 1 <= number <= len(lines) else ""
 
 
 class SymiftError(Exception):

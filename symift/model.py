@@ -230,6 +230,9 @@ ELEMENTWISE = ("log", "exp", "sqrt", "sin", "cos", "tanh", "abs")
 REDUCTIONS = ("sum", "norm2", "sumsq", "entropy", "logsumexp", "norm1")
 #: Every function name of the language; none of them can name a declaration.
 FUNCTIONS = ELEMENTWISE + REDUCTIONS + ("dot", "quad")
+#: Words of the language's statements ("subject to" is two); none of them can name a declaration.
+KEYWORDS = ("dim", "param", "var", "minimize", "maximize", "subject", "to", "solve",
+            "symmetric", "psd", "pd")
 
 
 # --------------------------------------------------------------------------- shape checking
@@ -374,6 +377,8 @@ class _Builder:
     def declare(self, name: str, span: Span, what: str):
         if name in FUNCTIONS:
             raise self.error(DuplicateError, f"'{name}' is a function name and cannot name a {what}", span)
+        if name in KEYWORDS:
+            raise self.error(DuplicateError, f"'{name}' is a keyword and cannot name a {what}", span)
         if name in self.names:
             first = self.names[name]
             raise self.error(DuplicateError, f"'{name}' is already declared (line {first.line})", span)

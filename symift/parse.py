@@ -71,7 +71,8 @@ def load(path) -> Problem:
     except UnicodeDecodeError as exc:
         before = data[: exc.start]
         line = before.count(b"\n") + 1
-        column = exc.start - (before.rfind(b"\n") + 1) + 1
+        # Columns count characters, as lark's do, not bytes (the prefix is valid UTF-8).
+        column = len(before[before.rfind(b"\n") + 1:].decode("utf-8")) + 1
         shown = data.decode("utf-8", errors="replace")
         raise ParseError("the file is not UTF-8 text (is it a binary file?)", Span(line, column),
                          Source(str(path), shown)) from None
@@ -113,10 +114,13 @@ def _syntax_error(exc: lark.exceptions.UnexpectedInput, src: Source) -> ParseErr
     expected = sorted({_describe_terminal(t) for t in (getattr(exc, "expected", None) or ())})
     hint = f"; expected {', '.join(expected[:6])}{' or ...' if len(expected) > 6 else ''}" if expected else ""
     if token is None or token.type == "$END":
-        lines = src.text.splitlines() or [""]
+        lines = src.text.split("\n")  # as lark counts lines: str.splitlines() also breaks at \f, \x85, ...
         return ParseError("unexpected end of input" + hint, Span(len(lines), len(lines[-1]) + 1), src)
     if token.type == "_NL":
         return ParseError("unexpected end of line" + hint, Span(line, column), src)
+    if token.type == "GT_ZERO":  # 'z > 0' outside a declaration lexes as the sign token
+        return ParseError("unexpected '>': only '<=', '>=' and '==' relate expressions "
+                          "(a strictly positive variable is declared 'var z > 0')", Span(line, column), src)
     end = column + len(token.value) if "\n" not in token.value else None
     return ParseError(f"unexpected '{token.value}'" + hint, Span(line, column, line, end), src)
 
