@@ -102,6 +102,12 @@ class Derivation:
         self._check_names(None, param)
         return self._solve(param)[1]
 
+    def check_at(self, values: dict, dims: dict | None = None) -> dict:
+        """Numeric IFT check at a point: is ∂F/∂x finite and nonsingular there (rank, condition)?"""
+        from .ift import numeric_check
+
+        return numeric_check(self._kkt, values, dims or {})
+
     def jacobian_function(self, var: str, param: str):
         raise UnsupportedError("jacobian_function() arrives with the JAX backend; use jacobian() for the "
                                "closed form", None, self.problem.source)

@@ -309,3 +309,15 @@ def test_unknown_names_are_errors():
 def test_inactive_multiplier_has_zero_jacobian():
     d = derive("softmax")
     assert d.jacobian("lam", "theta").is_ZeroMatrix
+
+
+def test_numeric_check_names_the_failing_points():
+    """The numeric IFT check: softmax at the boundary zᵢ = 0, the circle at x = 0."""
+    d = derive("softmax")
+    inside = d.check_at({"z": [0.2, 0.3, 0.5], "nu": 0.1, "lam": [0, 0, 0], "theta": [1, 2, 3]}, {"n": 3})
+    assert inside["finite"] and not inside["singular"] and inside["rank"] == 7
+    boundary = d.check_at({"z": [0.0, 0.5, 0.5], "nu": 0.1, "lam": [0, 0, 0], "theta": [1, 2, 3]}, {"n": 3})
+    assert not boundary["finite"] and "undefined" in boundary["message"]
+    c = derive("circle")
+    assert c.check_at({"x": 0.0, "theta": 1.0})["singular"]
+    assert not c.check_at({"x": 0.6, "theta": 0.8})["singular"]
