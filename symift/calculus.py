@@ -189,7 +189,26 @@ def direction_for(x, alg):
     return d, d
 
 
-def jacobian(e, x, alg):
+def jacobian(e, x, alg=None):
+    """∂e/∂x as a sympy matrix expression (a scalar for scalar e and x), in standard classes.
+
+    e.g. ∂/∂z (log z + 1 − θ) = DiagMatrix(HadamardPower(z, −1)).
+    """
+    from .algebra import Algebra
+
+    alg = alg or Algebra()
+    return alg.to_sympy(jacobian_lin(e, x, alg))
+
+
+def hessian(f, x, alg=None):
+    """∇²ₓ f = ∂(∇ₓ f)/∂x for a scalar f, as a sympy matrix expression."""
+    from .algebra import Algebra
+
+    alg = alg or Algebra()
+    return jacobian(gradient(f, x, alg), x, alg)
+
+
+def jacobian_lin(e, x, alg):
     """∂e/∂x as a canonical :class:`~symift.algebra.Lin` (rows of e × entries of x).
 
     ``e`` is a scalar or a column vector; ``x`` a scalar symbol or a vector MatrixSymbol.
@@ -207,6 +226,9 @@ def directional(e, x, alg):
     return alg.lin(differential(e, {x: d})), d
 
 
-def gradient(f, x, alg):
+def gradient(f, x, alg=None):
     """∇ₓ f = (∂f/∂x)ᵀ for a scalar f, as a sympy expression (vector, or scalar for scalar x)."""
-    return alg.to_sympy(alg.transpose(jacobian(f, x, alg)))
+    from .algebra import Algebra
+
+    alg = alg or Algebra()
+    return alg.to_sympy(alg.transpose(jacobian_lin(f, x, alg)))

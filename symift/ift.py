@@ -18,7 +18,8 @@ from dataclasses import dataclass, field
 import sympy as sp
 
 from .algebra import Col, Diag, Lin, Term, identity
-from .calculus import directional, jacobian
+from .calculus import directional
+from .calculus import jacobian_lin as jacobian
 from .errors import MathError
 from .expr import is_matrix
 from .kkt import Block, KKTSystem, Unknown
@@ -300,7 +301,11 @@ class Analysis:
                 if best is None or cost < best[0]:
                     text = None
                     if kind in ("scalar", "diagonal") and verdict is None:
-                        text = f"{describe(self.alg, self.alg.scalar_to_sympy(cond))} ≠ 0"
+                        value = self.alg.scalar_to_sympy(cond)
+                        if kind == "scalar":  # 2x ≠ 0 is x ≠ 0
+                            number, rest = sp.factor_terms(value).as_coeff_Mul()
+                            value = rest if number != 0 else value
+                        text = f"{describe(self.alg, value)} ≠ 0"
                     elif kind == "general":
                         text = f"{describe(self.alg, self.alg.to_sympy(blk))} is nonsingular"
                     elif kind == "symbol" and cond not in self.facts.invertible:
