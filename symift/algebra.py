@@ -24,7 +24,7 @@ import sympy as sp
 from sympy.matrices.expressions.applyfunc import ElementwiseApplyFunction
 from sympy.matrices.expressions.matexpr import MatrixExpr
 
-from .expr import Scalar
+from .expr import Scalar, as_sympy
 
 
 # --------------------------------------------------------------------------- factors
@@ -125,7 +125,7 @@ def identity(size) -> Lin:
 
 
 def scalar(c) -> Lin:
-    return Lin((sp.S.One, sp.S.One), (Term(sp.sympify(c), ()),) if c != 0 else ())
+    return Lin((sp.S.One, sp.S.One), (Term(as_sympy(c), ()),) if c != 0 else ())
 
 
 # --------------------------------------------------------------------------- the algebra
@@ -238,7 +238,7 @@ class Algebra:
 
     def scalar(self, e) -> sp.Expr:
         """A sympy scalar with every ``Scalar(M)`` replaced by its simplified value."""
-        e = sp.sympify(e)
+        e = as_sympy(e)
         atoms = [a for a in e.atoms(Scalar)]
         if not atoms:
             return e
@@ -270,7 +270,7 @@ class Algebra:
     # ---- templates
     def simplify_template(self, t):
         """Normal form of an elementwise template, using 0/1 indicators (s ∘ s = s)."""
-        t = sp.sympify(t)
+        t = as_sympy(t)
         for a in sorted(self.placeholders_in(t) & self.facts.indicators, key=str):
             if a in t.free_symbols:
                 t0, t1 = t.subs(a, 0), t.subs(a, 1)
@@ -628,13 +628,13 @@ class Algebra:
         return sp.Inverse(self.to_sympy(f.lin))
 
     def scalar_to_sympy(self, c):
-        c = sp.sympify(c)
+        c = as_sympy(c)
         subs = {r: Scalar(self.to_sympy(self.reductions[r])) for r in c.free_symbols if r in self.reductions}
         return c.xreplace(subs) if subs else c
 
     def vector_to_sympy(self, t, size):
         """A template as a vector expression: Hadamard products, powers, elementwise functions."""
-        t = sp.sympify(t)
+        t = as_sympy(t)
         holders = self.placeholders_in(t)
         if not holders:
             return self.scalar_to_sympy(t) * sp.OneMatrix(size, 1)

@@ -65,8 +65,17 @@ def _shape_symbols(m):
     sizes = set()
     for node in sp.preorder_traversal(m):
         if isinstance(node, MatrixExpr):
-            sizes.update(sp.sympify(d) for d in node.shape)
+            sizes.update(as_sympy(d) for d in node.shape)
     return sizes
+
+
+def as_sympy(x) -> sp.Basic:
+    """A sympy object for an internal value (sympy object, int or float) — never for text."""
+    if isinstance(x, sp.Basic):
+        return x
+    if isinstance(x, bool) or not isinstance(x, (int, float)):
+        raise TypeError(f"expected a sympy object or a number, got {type(x).__name__}")
+    return sp.Integer(x) if isinstance(x, int) else sp.Float(x)
 
 
 def ones(rows, cols=1) -> MatrixExpr:

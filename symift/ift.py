@@ -21,7 +21,7 @@ from .algebra import Col, Diag, Lin, Term, identity
 from .calculus import directional
 from .calculus import jacobian_lin as jacobian
 from .errors import MathError
-from .expr import is_matrix
+from .expr import as_sympy, is_matrix
 from .kkt import Block, KKTSystem, Unknown
 
 _KIND_COST = {"identity": 0, "scalar": 1, "diagonal": 2, "symbol": 3, "general": 5}
@@ -315,7 +315,7 @@ class Analysis:
 
     def nonzero(self, t) -> bool | None:
         """Is the template/scalar t nonzero everywhere? (0/1 indicators are enumerated)."""
-        t = sp.sympify(t)
+        t = as_sympy(t)
         inds = sorted(t.free_symbols & self.facts.indicators, key=str)
         cases = [t] if not inds else [t.subs(dict(zip(inds, v))) for v in itertools.product((0, 1), repeat=len(inds))]
         verdicts = []
@@ -349,7 +349,7 @@ def numeric_check(kkt: KKTSystem, values: dict, dims: dict) -> dict:
         if sym is None:
             continue
         if isinstance(sym, sp.MatrixSymbol):
-            shape = tuple(int(sp.sympify(s).xreplace(sizes)) for s in sym.shape)
+            shape = tuple(int(as_sympy(s).xreplace(sizes)) for s in sym.shape)
             numbers[sym.xreplace(sizes)] = sp.ImmutableMatrix(np.asarray(value, float).reshape(shape).tolist())
         else:
             numbers[sym] = sp.Float(float(value))

@@ -189,7 +189,7 @@ MATRIX_CASES = {
     "x∘(A@x)∘y": (sp.HadamardProduct(x, A * x, y), [x, A]),
     "A∘Q": (sp.HadamardProduct(A, Q), [A, Q]),
     # HadamardPower
-    **{f"x^{p}": (sp.HadamardPower(x, p), [x]) for p in (-1, 2, sp.Rational(1, 2), 3)},
+    **{f"x^{p}": (sp.HadamardPower(x, p), [x]) for p in (-1, 2, sp.Rational(1, 2), 3, 1)},
     "(A@x + 5)^2": (sp.HadamardPower(A * x + 5 * sp.OneMatrix(n, 1), 2), [A, x]),
     "x^t (exponent held)": (sp.HadamardPower(x, t), [x]),
     # ElementwiseApplyFunction
@@ -325,6 +325,7 @@ LANGUAGE_CASES = [
     ("z ^ 2", "z", True),
     ("z ^ 0.5", "z", True),
     ("z ^ -1", "z", True),
+    ("z ^ 1", "z", True),
     ("z ^ lam", "z", True),
     ("x ^ 2 * lam - 1", "x lam", True),
     ("x + lam", "x lam", True),
