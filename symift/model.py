@@ -214,7 +214,9 @@ def unparse(e: Expr, outer: int = 0) -> str:
         s = "-" + unparse(e.operand, 3)
         return f"({s})" if outer > 1 else s
     if isinstance(e, Transpose):
-        return unparse(e.operand, 5) + ".T"
+        inner = unparse(e.operand, 5)
+        # '2.T' would lex as the number '2.' followed by 'T': keep a number in parentheses
+        return (f"({inner})" if isinstance(e.operand, Number) else inner) + ".T"
     if isinstance(e, Call):
         return f"{e.func}({', '.join(unparse(a) for a in e.args)})"
     p = _PRECEDENCE[e.op]
@@ -254,7 +256,7 @@ def from2d(shape: tuple) -> Shape:
 
 
 class ShapeChecker:
-    """Computes and checks the shape of every expression node (iteratively deep-safe)."""
+    """Computes and checks the shape of every expression node (recursive; the parser bounds depth)."""
 
     def __init__(self, problem_or_env):
         if isinstance(problem_or_env, Problem):

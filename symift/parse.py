@@ -42,6 +42,8 @@ def parse(source: str, filename: str = "<string>") -> Problem:
     """Parse and shape-check problem text; raises :class:`SymiftError` on bad input."""
     if not isinstance(source, str):
         raise TypeError(f"parse() takes the problem text as str, got {type(source).__name__}")
+    if source.startswith("\ufeff"):  # a UTF-8 byte-order mark is not part of the text
+        source = source[1:]
     src = Source(filename, source)
     if len(source) > MAX_CHARS:
         raise ParseError(f"file too large ({len(source)} characters; the limit is {MAX_CHARS})",
@@ -169,7 +171,8 @@ class _Converter:
             kids = [done[id(c)] for c in node.children if isinstance(c, Tree)]
             depth = 1 + max((d for _, d in kids), default=0)
             if depth > MAX_DEPTH:
-                raise ParseError(f"expression nested too deeply (more than {MAX_DEPTH} levels)",
+                raise ParseError(f"expression too deep: more than {MAX_DEPTH} levels of nesting or chained "
+                                 "operators (split long sums with sum() over a vector)",
                                  _span(node), self.source)
             done[id(node)] = (self.expr_node(node, [k for k, _ in kids]), depth)
         return done[id(root)][0]

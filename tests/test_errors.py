@@ -48,7 +48,7 @@ ERRORS = [
     ("greek-letter", "dim n\nvar x[n]\nminimize θ + sum(x)\n", ParseError, "unexpected character 'θ'", 3, 10),
     ("long-number", "var x\nminimize x * " + "1" * 100 + "\n", ParseError, "number literal too long", 2, 14),
     ("too-deep", "var x\nminimize " + "exp(" * 101 + "x" + ")" * 101 + "\n", ParseError,
-     "nested too deeply", 2, 14),
+     "expression too deep", 2, 14),
     # ---- Python in the file is not the language, and is never run
     ("python-call", 'var x\nminimize __import__("os").system("touch SENTINEL")\n', ParseError,
      "strings are not part of the language", 2, 21),
@@ -62,7 +62,7 @@ ERRORS = [
     ("empty-file", "", ProblemError, "empty problem", 1, 1),
     ("only-comments", "# nothing here\n\n   # really\n", ProblemError, "empty problem", 1, 1),
     ("binary-garbage", b"\x00\xff\xfe\x89PNG\r\n\x1a\n", ParseError, "not UTF-8", 1, 2),
-    ("binary-after-text", "var x\n# θθθθ \xff\nminimize x\n".encode("utf-8").replace(b"\xc3\xbf", b"\xff"),
+    ("binary-after-text", "var x\n# θθθθ \xff\nminimize x\n".encode().replace(b"\xc3\xbf", b"\xff"),
      ParseError, "not UTF-8", 2, 8),
     ("nul-byte", b"var x\nminimize x\x00\n", ParseError, "unexpected character '\\x00'", 2, 11),
     # ---- names
@@ -278,7 +278,7 @@ def test_nesting_just_under_the_limit_is_accepted():
 
     ok = "var x\nminimize " + "exp(" * (MAX_DEPTH - 1) + "x" + ")" * (MAX_DEPTH - 1) + "\n"
     assert symift.parse(ok).objective is not None
-    with pytest.raises(ParseError, match="nested too deeply"):
+    with pytest.raises(ParseError, match="expression too deep"):
         symift.parse("var x\nminimize " + "exp(" * MAX_DEPTH + "x" + ")" * MAX_DEPTH + "\n")
 
 

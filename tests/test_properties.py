@@ -133,7 +133,8 @@ NUMBERS = st.sampled_from(["0", "1", "2", "0.5", "3.25", "1e-3", "2.5E+2", ".5",
 def scalar_expr(draw, env: Env, depth: int) -> str:
     leaves = env.leaves(())
     choices = ["number", "leaf"] if depth <= 0 else [
-        "number", "leaf", "binop", "neg", "func", "pow", "reduce", "dot", "inner", "quad", "paren", "bilinear"]
+        "number", "leaf", "binop", "neg", "func", "pow", "reduce", "dot", "inner", "quad", "paren", "bilinear",
+        "transpose"]
     if not leaves:
         choices = [c for c in choices if c != "leaf"]
     if not env.vector_dims():
@@ -160,6 +161,8 @@ def scalar_expr(draw, env: Env, depth: int) -> str:
         return f"({scalar_expr(draw, env, sub)}){op}{draw(st.sampled_from(['2', '3', '0.5']))}"
     if kind == "paren":
         return f"({scalar_expr(draw, env, sub)})"
+    if kind == "transpose":  # a scalar is its own transpose
+        return f"({scalar_expr(draw, env, sub)}).T"
     d = draw(st.sampled_from(env.vector_dims()))
     if kind == "reduce":
         f = draw(st.sampled_from(["sum", "sumsq", "norm2", "norm1", "entropy", "logsumexp"]))
@@ -212,6 +215,11 @@ def vector_expr(draw, env: Env, d: str, depth: int) -> str:
     return f"({vector_expr(draw, env, d, sub)})"
 
 
+def side(draw, env: Env, shape, depth: int) -> str:
+    """One side of a constraint or equation of the given shape."""
+    return scalar_expr(draw, env, depth) if shape == () else vector_expr(draw, env, shape[0], depth)
+
+
 @st.composite
 def well_formed_problem(draw):
     """Random source text of a well-formed problem, and what it declares."""
@@ -246,18 +254,17 @@ def well_formed_problem(draw):
         if constraints:
             lines.append("subject to")
         for i, (rel, cshape, labelled) in enumerate(constraints):
-            side = (lambda: scalar_expr(draw, env, 1)) if cshape == () else (
-                lambda: vector_expr(draw, env, cshape[0], 1))
+            lhs, rhs = (side(draw, env, cshape, 1) for _ in range(2))
             label = f"c{i}" if labelled else None
-            lines.append("    " + (f"{label}: " if label else "") + f"{side()} {rel} {side()}")
+            lines.append("    " + (f"{label}: " if label else "") + f"{lhs} {rel} {rhs}")
             expected.append((rel, cshape, label))
         kind = "optimization"
     else:  # root problem: one equation of each unknown's shape
         lines.append("solve")
         for i, (name, s) in enumerate(variables.items()):
-            side = (lambda: scalar_expr(draw, env, 2)) if s == () else (lambda: vector_expr(draw, env, s[0], 2))
+            lhs, rhs = (side(draw, env, s, 2) for _ in range(2))
             label = f"e{i}" if draw(st.booleans()) else None
-            lines.append("    " + (f"{label}: " if label else "") + f"{side()} == {side()}")
+            lines.append("    " + (f"{label}: " if label else "") + f"{lhs} == {rhs}")
             expected.append(("==", s, label))
         kind = "root"
     return "\n".join(lines) + "\n", env, kind, expected
