@@ -14,13 +14,15 @@ from .errors import (
     UnknownNameError,
     UnsupportedError,
 )
+from .codegen import codegen
 from .derive import Derivation, derive
+from .jax import Layer, compile
 from .model import Problem
 from .parse import load, parse
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "Derivation", "DuplicateError", "derive", "EquationCountError", "MathError", "ParseError", "Problem", "ProblemError",
+    "Derivation", "DuplicateError", "Layer", "codegen", "compile", "derive", "EquationCountError", "MathError", "ParseError", "Problem", "ProblemError",
     "ShapeError", "SymiftError", "UnknownNameError", "UnsupportedError", "load", "parse",
 ]

@@ -109,8 +109,10 @@ class Derivation:
         return numeric_check(self._kkt, values, dims or {})
 
     def jacobian_function(self, var: str, param: str):
-        raise UnsupportedError("jacobian_function() arrives with the JAX backend; use jacobian() for the "
-                               "closed form", None, self.problem.source)
+        """A JAX function of keyword arrays -> the Jacobian array d var/d param (see symift.jax)."""
+        from .jax import jacobian_function
+
+        return jacobian_function(self, var, param)
 
     def to_latex(self) -> str:
         raise UnsupportedError("to_latex() arrives with the LaTeX exporter", None, self.problem.source)

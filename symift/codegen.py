@@ -1,0 +1,426 @@
+"""The standalone module writer: a problem's residual, closed forms and layer as JAX source.
+
+``codegen(problem)`` returns the text of a Python module that imports jax and numpy only:
+
+* ``residual(**values)`` — the KKT residual F(x, θ) as named blocks;
+* ``jacobian_<var>_<param>(**values)`` — each closed-form Jacobian as a dense array (for a
+  matrix parameter P, the directional derivative along ``d<P>``);
+* ``solve(**params)`` — the forward solver (primal-dual interior point on the KKT system, or
+  damped Newton for a root problem) under ``lax.while_loop``;
+* ``layer(**params)`` — the solution map with the implicit backward attached by
+  ``jax.custom_jvp``: the tangent is the derived closed form J·dθ, so jit, vmap, grad, jacfwd
+  and jacrev all work.  Non-convergence raises in eager use and is flagged under tracing.
+
+``symift.compile`` imports this same text, so the in-process layer and the generated module
+cannot disagree.
+"""
+from __future__ import annotations
+
+import re
+
+import sympy as sp
+
+from .derive import Derivation
+from .errors import UnsupportedError
+from .expr import is_matrix
+from .jax import RUNTIME, Emitter, python_name
+from .model import Problem
+
+SOLVER = '''
+class SolverError(RuntimeError):
+    """The forward solve did not converge (or met a singular KKT system)."""
+
+
+def _tracing(x):
+    return isinstance(x, jax.core.Tracer)
+
+
+def _interior_point(F, x0, positive, n_pos, tol, maxiter):
+    """Primal-dual interior point on F(x, mu) = 0 with mu -> 0.
+
+    ``positive`` masks the entries that must stay > 0 (multipliers, slacks, positive variables);
+    ``n_pos`` counts the complementarity pairs (mu is driven to their average product / 10).
+    Returns (x, residual norm at mu = 0, iterations).
+    """
+    def norm0(x):
+        return jnp.max(jnp.abs(F(x, 0.0))) if x.size else jnp.zeros((), x.dtype)
+
+    def gap(x):
+        return x[-n_pos:] @ x[-2 * n_pos:-n_pos] / n_pos if n_pos else jnp.zeros((), x.dtype)
+
+    def step(state):
+        x, mu, k, _ = state
+        r = F(x, mu)
+        K = jax.jacfwd(F)(x, mu)
+        dx = jnp.linalg.solve(K, -r)
+        ratio = jnp.where(positive & (dx < 0), -x / jnp.where(dx < 0, dx, -1.0), jnp.inf)
+        alpha = jnp.minimum(1.0, 0.99 * jnp.min(ratio, initial=jnp.inf))
+        # backtrack on the residual norm (a damped Newton step)
+        def shrink(a):
+            return a * 0.5
+        def worse(a):
+            return (jnp.linalg.norm(F(x + a * dx, mu)) > (1 - 1e-4 * a) * jnp.linalg.norm(r)) & (a > 1e-8)
+        alpha = lax.while_loop(worse, shrink, alpha)
+        x = x + alpha * dx
+        mu = jnp.minimum(mu, 0.1 * gap(x)) if n_pos else mu
+        return x, mu, k + 1, norm0(x)
+
+    def cont(state):
+        x, mu, k, res = state
+        return (k < maxiter) & ((res > tol) | (mu > tol)) & jnp.isfinite(res)
+
+    mu0 = jnp.asarray(1.0 if n_pos else 0.0, x0.dtype)
+    x, mu, k, res = lax.while_loop(cont, step, (x0, mu0, 0, norm0(x0)))
+    return x, res, k
+'''
+
+
+class _Layout:
+    """Argument names, shapes and flat-vector layout of a derivation's unknowns and params."""
+
+    def __init__(self, d: Derivation):
+        self.d = d
+        taken: set = set()
+        self.py = {}
+        syms = d.symbols
+        order = [dim.name for dim in d.problem.dims] + d.parameters + d.unknowns + list(d.indicators)
+        for name in order:
+            if name not in self.py:
+                self.py[name] = python_name(name, taken)
+        self.symbols = {name: syms[name] for name in order}
+        self.taken = taken
+
+    def names(self) -> dict:
+        return {self.symbols[k]: v for k, v in self.py.items()}
+
+
+def codegen(problem: Problem) -> str:
+    """The standalone JAX module for a problem (see the module docstring)."""
+    return ModuleWriter(Derivation(problem)).source()
+
+
+class ModuleWriter:
+    """Writes the generated module for one derivation."""
+
+    def __init__(self, d: Derivation):
+        self.d = d
+        self.layout = _Layout(d)
+        self.kkt = d._kkt
+        self.params = d.parameters
+        self.unknowns = list(d.unknowns)  # every unknown, inactive multipliers included
+        self.pd = {d.symbols[p.name] for p in d.problem.params if "pd" in p.attributes}
+
+    # ---- helpers
+    def py(self, name):
+        return self.layout.py[name]
+
+    def emitter(self):
+        return Emitter(self.layout.names(), self.pd)
+
+    def dims_code(self, em: Emitter, available: list) -> list:
+        """Lines binding every dim to the shape of an available argument."""
+        lines = []
+        for dim in self.d.problem.dims:
+            dsym = self.d.symbols[dim.name]
+            for name in available:
+                sym = self.layout.symbols[name]
+                if is_matrix(sym) and dsym in sym.shape:
+                    axis = list(sym.shape).index(dsym)
+                    lines.append(f"    {self.py(dim.name)} = jnp.shape({self.py(name)})[{axis}]")
+                    break
+        return lines
+
+    def function(self, name: str, args: list, build, doc: str) -> str:
+        em = self.emitter()
+        result = build(em)
+        head = [f"def {name}({', '.join(self.py(a) if a in self.layout.py else a for a in args)}):",
+                f'    """{doc}"""']
+        text = "\n".join(em.lines) + "\n" + result
+        dims = [line for line in self.dims_code(em, [a for a in args if a in self.layout.py])
+                if re.search(rf"\b{line.split()[0]}\b", text)]
+        lines = head + dims + em.lines
+        lines.append(f"    return {result}")
+        return "\n".join(lines)
+
+    def shape_of(self, name) -> str:
+        sym = self.layout.symbols[name]
+        if not is_matrix(sym):
+            return "()"
+        return "(" + ", ".join(self._size_str(s) for s in sym.shape if s != 1 or sym.shape[1] != 1) + ",)"
+
+    def _size_str(self, s):
+        return repr(str(s))
+
+    # ---- pieces
+    def residual_fn(self) -> str:
+        blocks = self.kkt.residual
+        args = self.params + self.unknowns
+
+        def build(em):
+            return "{" + ", ".join(f"{b.name!r}: {em.vec(b.expr)}" for b in blocks) + "}"
+        return self.function("residual", ["*"] + args, build, "The KKT residual F(x, θ) as named blocks.")
+
+    def unknowns_all(self):
+        return [u for u in self.d.unknowns]
+
+    def constraint_fns(self) -> str:
+        """h and g of each constraint, and the stationarity blocks, for the forward solver."""
+        out = []
+        variables = [v.name for v in self.d.problem.variables]
+        mults = [m.name for m in self.kkt.multipliers]
+        args = ["*"] + self.params + variables + mults
+
+        def build(em):
+            parts = []
+            for b in self.kkt.residual:
+                if b.kind == "stationarity" or b.kind == "equation":
+                    parts.append(em.vec(b.expr))
+            for m in self.kkt.multipliers:
+                if m.kind == "equality":
+                    parts.append(em.vec(m.function))
+            return "(" + ", ".join(parts) + ("," if len(parts) == 1 else "") + ")"
+
+        out.append(self.function("_equations", args, build,
+                                 "Stationarity (or the equations) and the equality constraints."))
+
+        def build_g(em):
+            parts = [em.vec(m.function) for m in self.kkt.multipliers if m.kind == "inequality"]
+            return "(" + ", ".join(parts) + ("," if len(parts) == 1 else "") + ")"
+        out.append(self.function("_inequalities", ["*"] + self.params + variables, build_g,
+                                 "g of each inequality constraint (g <= 0)."))
+        return "\n\n\n".join(out)
+
+    def jacobian_fns(self) -> list:
+        out = []
+        for var in self.unknowns:
+            for p in self.params:
+                J = self.d.jacobian(var, p)
+                psym = self.d.symbols[p]
+                directional = is_matrix(psym) and psym.shape[1] != 1
+                args = ["*"] + self.params + self.d.unknowns + list(self.d.indicators)
+                if directional:
+                    args.append("d" + p)
+                fname = f"jacobian_{self.py(var)}_{self.py(p)}"
+
+                def build(em, J=J, p=p, directional=directional):
+                    if directional:
+                        em.names[sp.MatrixSymbol("d" + p, *self.d.symbols[p].shape)] = "d" + p
+                        return em.vec(J)
+                    if not is_matrix(J):
+                        return em.scalar(J)
+                    return em.matrix(J) if J.shape[1] != 1 or J.shape[0] != 1 else em.scalar(J)
+                what = f"d{var}[d{p}] (directional)" if directional else f"d{var}/d{p}"
+                out.append(self.function(fname, args, build, f"The closed form {what}: {J}"))
+        return out
+
+    def tangent_fn(self) -> str:
+        """Σ_p J_{u,p} · dp for every unknown u, sharing factorizations across outputs."""
+        args = ["*"] + self.params + self.d.unknowns + list(self.d.indicators) + \
+            [f"t_{self.py(p)}" for p in self.params]
+
+        def build(em):
+            outs = []
+            for var in self.unknowns:
+                terms = []
+                for p in self.params:
+                    J = self.d.jacobian(var, p)
+                    if _is_zero(J):
+                        continue
+                    psym = self.d.symbols[p]
+                    t = f"t_{self.py(p)}"
+                    if is_matrix(psym) and psym.shape[1] != 1:
+                        em.names[sp.MatrixSymbol("d" + p, *psym.shape)] = t
+                        terms.append(em.vec(J))
+                    else:
+                        terms.append(em.apply(J, t))
+                vsym = self.layout.symbols[var]
+                zero = f"jnp.zeros_like({self.py(var)})" if var in self.d.unknowns else \
+                    f"jnp.zeros({self.shape_expr(vsym, em)})"
+                outs.append(" + ".join(terms) if terms else zero)
+            return "(" + ", ".join(outs) + ("," if len(outs) == 1 else "") + ")"
+        return self.function("_tangents", args, build, "The implicit tangents J·dθ of every unknown.")
+
+    def shape_expr(self, sym, em):
+        if not is_matrix(sym):
+            return "()"
+        return f"({em.size(sym.shape[0])},)"
+
+    # ---- the module
+    def source(self) -> str:
+        d = self.d
+        problem = d.problem
+        parts = [self.header(), RUNTIME, SOLVER, self.residual_fn(), self.constraint_fns(),
+                 *self.jacobian_fns(), self.tangent_fn(), self.solver_fn(), self.layer_fn()]
+        return "\n\n\n".join(p.strip("\n") for p in parts) + "\n"
+
+    def header(self) -> str:
+        d = self.d
+        params = ", ".join(f"{self.py(p)!r}" for p in self.params)
+        unknowns = ", ".join(f"{self.py(u)!r}" for u in self.unknowns)
+        return (f'"""symift-generated JAX module for {d.problem.source.filename} — do not edit.\n\n'
+                f"Solution map and implicit derivatives of the problem; regenerate with\n"
+                f"``symift codegen {d.problem.source.filename} -o OUT.py``.\n"
+                '"""\n'
+                "import jax\nimport jax.numpy as jnp\nimport numpy as np\nfrom jax import lax\n\n"
+                f"PARAMS = ({params}{',' if len(self.params) == 1 else ''})\n"
+                f"UNKNOWNS = ({unknowns}{',' if len(self.unknowns) == 1 else ''})\n"
+                f"INDICATORS = {tuple(self.py(s) for s in d.indicators)!r}")
+
+    def solver_fn(self) -> str:
+        """The forward solve: unpack sizes, initial point, interior point / Newton, unpack."""
+        d = self.d
+        kkt = self.kkt
+        variables = [v for v in d.problem.variables]
+        eqs = [m for m in kkt.multipliers if m.kind == "equality"]
+        ineqs = [m for m in kkt.multipliers if m.kind == "inequality"]
+        em = self.emitter()
+        lines = [f"def _solve({', '.join(self.py(p) for p in self.params)}, tol, maxiter):",
+                 '    """Forward solve: returns the unknowns, the residual norm and the indicators."""']
+        lines += self.dims_code(em, self.params)
+        dtype = "jnp.result_type(" + ", ".join(["float"] + [self.py(p) for p in self.params]) + ")"
+        lines.append(f"    dtype = {dtype}")
+        sizes = []
+        for v in variables:
+            sym = d.symbols[v.name]
+            sizes.append((v.name, em.size(sym.shape[0]) if is_matrix(sym) else "1", is_matrix(sym), v.positive))
+        for m in eqs + ineqs:
+            sym = m.symbol
+            sizes.append((m.name, em.size(sym.shape[0]) if is_matrix(sym) else "1", is_matrix(sym), False))
+        slacks = [(f"_t_{self.py(m.name)}", em.size(m.symbol.shape[0]) if is_matrix(m.symbol) else "1",
+                   is_matrix(m.symbol)) for m in ineqs]
+        order = [(self.py(n), s, vec) for n, s, vec, _ in sizes] + slacks
+        lines.append("    sizes = [" + ", ".join(s for _, s, _ in order) + "]")
+        lines.append("    offsets = np.cumsum([0] + sizes)")
+        lines.append("")
+        lines.append("    def unpack(x):")
+        for k, (name, _, vec) in enumerate(order):
+            take = f"x[offsets[{k}]:offsets[{k + 1}]]"
+            lines.append(f"        {name} = {take}" + ("" if vec else "[0]"))
+        lines.append("        return " + ", ".join(n for n, _, _ in order) + ("," if len(order) == 1 else ""))
+        lines.append("")
+        pargs = ", ".join(f"{self.py(p)}={self.py(p)}" for p in self.params)
+        vargs = ", ".join(f"{self.py(v.name)}={self.py(v.name)}" for v in variables)
+        margs = ", ".join(f"{self.py(m.name)}={self.py(m.name)}" for m in kkt.multipliers)
+        lines.append("    def F(x, mu):")
+        lines.append("        " + ", ".join(n for n, _, _ in order) + (", " if len(order) == 1 else "") + " = unpack(x)")
+        lines.append(f"        blocks = list(_equations({', '.join(a for a in (pargs, vargs, margs) if a)}))")
+        if ineqs:
+            lines.append(f"        gs = _inequalities({', '.join(a for a in (pargs, vargs) if a)})")
+            for k, m in enumerate(ineqs):
+                t = slacks[k][0]
+                lines.append(f"        blocks.append(gs[{k}] + {t})")
+            for k, m in enumerate(ineqs):
+                t = slacks[k][0]
+                lines.append(f"        blocks.append({self.py(m.name)} * {t} - mu)")
+        lines.append("        return jnp.concatenate([jnp.atleast_1d(b) for b in blocks])")
+        lines.append("")
+        # initial point: ones for positive variables, zeros otherwise; duals 0; λ = t = 1
+        init, positive = [], []
+        for name, s, vec, pos in sizes:
+            m = next((m for m in ineqs if m.name == name), None)
+            value = "1.0" if (pos or m is not None) else "0.0"
+            init.append(f"jnp.full(({s},), {value}, dtype)")
+            positive.append(f"jnp.full(({s},), {pos or m is not None})")
+        for _, s, _ in slacks:
+            init.append(f"jnp.full(({s},), 1.0, dtype)")
+            positive.append(f"jnp.full(({s},), True)")
+        lines.append("    x0 = jnp.concatenate([" + ", ".join(init) + "])")
+        lines.append("    positive = jnp.concatenate([" + ", ".join(positive) + "])")
+        n_pos = " + ".join(s for _, s, _ in slacks) or "0"
+        lines.append(f"    x, res, iters = _interior_point(F, x0, positive, {n_pos}, tol, maxiter)")
+        lines.append("    values = unpack(x)")
+        unknown_values = [self.py(n) for n, _, _, _ in sizes]
+        # multipliers in the order of the derivation's unknowns
+        lines.append(f"    {', '.join(n for n, _, _ in order)}{',' if len(order) == 1 else ''} = values")
+        inds = []
+        for m in ineqs:
+            name = m.name
+            if name in d.analysis.indicators:
+                s, _, _ = d.analysis.indicators[name]
+                t = f"_t_{self.py(name)}"
+                # inactive (sᵢ = 1) where the slack exceeds the multiplier
+                inds.append(f"jnp.where({t} > {self.py(name)}, 1.0, 0.0).astype(dtype)")
+        outs = [self.py(u) for u in self.unknowns]
+        lines.append("    return (" + ", ".join(outs + inds + ["res"]) + ")")
+        lines.append("    del iters")
+        del unknown_values
+        return "\n".join(lines)
+
+    def layer_fn(self) -> str:
+        d = self.d
+        params = [self.py(p) for p in self.params]
+        outs = [self.py(u) for u in self.unknowns]
+        inds = [self.py(s) for s in d.indicators]
+        n_out = len(outs)
+        tangent_args = ", ".join(
+            [f"{p}={p}" for p in params] + [f"{self.py(u)}=sol[{k}]" for k, u in enumerate(self.unknowns)
+                                            if u in d.unknowns]
+            + [f"{s}=sol[{n_out + k}]" for k, s in enumerate(inds)]
+            + [f"t_{p}=t_{p}" for p in params])
+        return f'''
+def _make_core(tol, maxiter):
+    @jax.custom_jvp
+    def core({", ".join(params)}):
+        return _solve({", ".join(params)}, tol, maxiter)
+
+    @core.defjvp
+    def core_jvp(primals, tangents):
+        {", ".join(params)}{"," if len(params) == 1 else ""} = primals
+        {", ".join("t_" + p for p in params)}{"," if len(params) == 1 else ""} = tangents
+        sol = _solve({", ".join(params)}, tol, maxiter)
+        dsol = _tangents({tangent_args})
+        zeros = tuple(jnp.zeros_like(v) for v in sol[{n_out}:])
+        return sol, tuple(dsol) + zeros
+
+    return core
+
+
+_CORES = {{}}
+
+
+def layer({", ".join(params)}, *, tol=None, maxiter=100):
+    """The solution map: a dict of unknowns (variables and multipliers), differentiable.
+
+    Also returns the active-set indicators, ``residual`` (the KKT residual norm at the solution)
+    and ``converged``.  In eager use a non-converged solve raises SolverError.
+    """
+    args = [jnp.asarray(a) for a in ({", ".join(params)}{"," if len(params) == 1 else ""})]
+    dtype = jnp.result_type(float, *args)
+    args = [a.astype(dtype) for a in args]
+    if tol is None:
+        tol = 1e-10 if dtype == jnp.float64 else 1e-5
+    key = (float(tol), int(maxiter))
+    if key not in _CORES:
+        _CORES[key] = _make_core(*key)
+    sol = _CORES[key](*args)
+    res = sol[-1]
+    out = dict(zip(UNKNOWNS + INDICATORS, sol[:-1]))
+    out["residual"] = res
+    out["converged"] = res <= 10 * tol
+    if not _tracing(res) and not bool(out["converged"]):
+        raise SolverError(f"the forward solve did not converge: KKT residual {{float(res):.3g}} > {{10 * tol:g}}")
+    return out
+
+
+def solve({", ".join(params)}, *, tol=None, maxiter=100):
+    """Forward solve only (the same numbers as layer, without the implicit backward)."""
+    return layer({", ".join(params)}, tol=tol, maxiter=maxiter)
+'''
+
+
+def _is_zero(J) -> bool:
+    return (is_matrix(J) and isinstance(J, sp.ZeroMatrix)) or (not is_matrix(J) and J == 0)
+
+
+def codegen_command(problem: Problem, args) -> int:
+    """``symift codegen FILE -o OUT.py``."""
+    from pathlib import Path
+
+    source = codegen(problem)
+    try:
+        Path(args.output).write_text(source, encoding="utf-8")
+    except OSError as exc:
+        raise UnsupportedError(f"cannot write '{args.output}': {exc.strerror or exc}", None,
+                               problem.source) from None
+    print(f"wrote {args.output}")
+    return 0

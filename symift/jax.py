@@ -1,0 +1,347 @@
+"""JAX code from derived expressions, keeping their structure.
+
+:class:`Emitter` prints sympy expressions as lines of JAX code.  The central operation is
+``apply(M, v)``: the code of the matrix expression ``M`` applied to ``v`` (a scalar, a vector,
+or a matrix of columns), evaluated right to left so that structure is kept:
+
+* diag(z) − z zᵀ applied to v is ``z * v - z * (z @ v)``: O(n), no n×n matrix;
+* an ``Inverse(X)`` becomes a factorization (Cholesky when X is a declared-pd symbol, LU
+  otherwise) computed once and reused by every solve;
+* a full Jacobian is ``apply(J, I)``, formed only when asked for.
+
+Generated code is imported from a module file (``load_module``); nothing is ``exec``-ed, and
+only validated, mangled identifiers reach it — never user text.
+"""
+from __future__ import annotations
+
+import builtins
+import importlib.util
+import itertools
+import keyword
+import sys
+import tempfile
+from pathlib import Path
+
+import sympy as sp
+from sympy.matrices.expressions.applyfunc import ElementwiseApplyFunction
+from sympy.matrices.expressions.matexpr import MatrixExpr
+
+from .errors import UnsupportedError
+from .expr import Scalar, as_sympy
+
+#: Names the generated code uses itself; user names equal to these are mangled.
+RESERVED = {"jax", "jnp", "np", "lax", "functools", "partial"}
+
+#: Runtime helpers shared by every generated module (they handle 1-D and 2-D operands).
+RUNTIME = '''
+def _row(u, v):
+    """uᵀ v: a scalar for a vector v, a 1×k row for a matrix v."""
+    r = jnp.tensordot(u, v, axes=1)
+    return r[None, :] if jnp.ndim(v) == 2 else r
+
+
+def _col(u, a):
+    """u a for a scalar a, or the outer product u a for a 1×k row a."""
+    return u * a if jnp.ndim(a) == 0 else u[:, None] * a
+
+
+def _diag(d, v):
+    """diag(d) v without forming diag(d)."""
+    return d * v if jnp.ndim(v) == 1 else d[:, None] * v
+
+
+def _ones_row(v):
+    """1ᵀ v."""
+    r = jnp.sum(v, axis=0)
+    return r[None, :] if jnp.ndim(v) == 2 else r
+
+
+def _zeros(rows, v):
+    """The zero matrix with `rows` rows applied to v."""
+    if rows == 1:
+        return jnp.zeros((1,) + jnp.shape(v)[1:], jnp.result_type(v)) if jnp.ndim(v) == 2 else jnp.zeros((), jnp.result_type(v))
+    return jnp.zeros((rows,) + jnp.shape(v)[1:], jnp.result_type(v))
+'''
+
+_FUNCTIONS = {sp.log: "jnp.log", sp.exp: "jnp.exp", sp.sin: "jnp.sin", sp.cos: "jnp.cos",
+              sp.tanh: "jnp.tanh", sp.Abs: "jnp.abs", sp.sign: "jnp.sign", sp.tan: "jnp.tan",
+              sp.cosh: "jnp.cosh", sp.sinh: "jnp.sinh"}
+
+ONE = "1.0"
+
+
+def python_name(name: str, taken: set) -> str:
+    """A valid identifier for ``name``: keywords, builtins and our own names get a '_' suffix."""
+    if not name.isidentifier():
+        raise ValueError(f"not an identifier: {name!r}")
+    out = name
+    while (keyword.iskeyword(out) or out in dir(builtins) or out in RESERVED or out.startswith("_")
+           or out in taken):
+        out = out + "_" if not out.startswith("_") else "u" + out
+    taken.add(out)
+    return out
+
+
+class Emitter:
+    """Prints sympy expressions as JAX code, with temporaries for shared work."""
+
+    def __init__(self, names: dict, pd: set = frozenset(), indent: str = "    "):
+        self.names = dict(names)      # sympy symbol (Symbol / MatrixSymbol / Dummy) -> code
+        self.pd = set(pd)             # MatrixSymbols declared positive definite
+        self.indent = indent
+        self.lines: list[str] = []
+        self.cache: dict = {}
+        self.counter = itertools.count()
+
+    # ---- statements
+    def tmp(self, code: str, hint: str = "t") -> str:
+        if code in self.cache:
+            return self.cache[code]
+        name = f"_{hint}{next(self.counter)}"
+        self.lines.append(f"{self.indent}{name} = {code}")
+        self.cache[code] = name
+        return name
+
+    def body(self) -> str:
+        return "\n".join(self.lines)
+
+    # ---- sizes and scalars
+    def size(self, s) -> str:
+        s = as_sympy(s)
+        return str(int(s)) if s.is_Integer else self.scalar(s)
+
+    def scalar(self, e, extra: dict | None = None) -> str:
+        """Code of a sympy scalar (0-d array or Python number)."""
+        if extra:
+            saved = dict(self.names)
+            self.names.update(extra)
+            try:
+                return self.scalar(e)
+            finally:
+                self.names = saved
+        if e in self.names:
+            return self.names[e]
+        if isinstance(e, Scalar):
+            return self.apply(e.matrix, ONE)
+        if e.is_Integer:
+            return f"{int(e)}"
+        if e.is_Rational:
+            return f"({e.p} / {e.q})"
+        if e.is_Float:
+            return repr(float(e))
+        if e is sp.pi:
+            return "jnp.pi"
+        if e is sp.E:
+            return "jnp.e"
+        if isinstance(e, sp.Add):
+            return "(" + " + ".join(self.scalar(a) for a in e.args) + ")"
+        if isinstance(e, sp.Mul):
+            num, den = [], []
+            for a in e.args:
+                if isinstance(a, sp.Pow) and a.exp.is_number and a.exp.is_negative:
+                    den.append(self.scalar(a.base ** -a.exp))
+                else:
+                    num.append(self.scalar(a))
+            top = " * ".join(num) if num else "1.0"
+            return f"({top})" if not den else f"({top} / ({' * '.join(den)}))"
+        if isinstance(e, sp.Pow):
+            base = self.scalar(e.base)
+            if e.exp == sp.Rational(1, 2):
+                return f"jnp.sqrt({base})"
+            if e.exp == -1:
+                return f"(1.0 / {base})"
+            return f"({base} ** {self.scalar(e.exp)})"
+        if isinstance(e, sp.Function) and e.func in _FUNCTIONS and len(e.args) == 1:
+            return f"{_FUNCTIONS[e.func]}({self.scalar(e.args[0])})"
+        raise UnsupportedError(f"no JAX translation for {type(e).__name__}: {e}")
+
+    # ---- vectors and matrices
+    def vec(self, e) -> str:
+        """Code of an n×1 expression as a 1-D array (a scalar expression as 0-d)."""
+        if not isinstance(e, MatrixExpr):
+            return self.scalar(e)
+        code = self.apply(e, ONE)
+        if isinstance(e, (sp.MatrixSymbol,)) or code.isidentifier():
+            return code
+        return self.tmp(code, "v")
+
+    def matrix(self, e) -> str:
+        """Code of a matrix expression as a dense 2-D array (I applied to it)."""
+        if isinstance(e, sp.MatrixSymbol):
+            return self.names[e]
+        return self.tmp(self.apply(e, f"jnp.eye({self.size(e.shape[1])})"), "m")
+
+    def apply(self, M, v: str) -> str:
+        """Code of M v, right to left; ``v`` is code of a scalar, vector or matrix of columns."""
+        if not isinstance(M, MatrixExpr):
+            s = self.scalar(M)
+            return s if v == ONE else f"({s} * {v})"
+        rows, cols = M.shape
+        if isinstance(M, sp.MatrixSymbol):
+            name = self.names[M]
+            if cols == 1:
+                return name if v == ONE else f"_col({name}, {v})"
+            return f"({name} @ {v})"
+        if isinstance(M, sp.Transpose):
+            X = M.arg
+            if X.shape[1] == 1:
+                return f"_row({self.vec(X)}, {v})"
+            if isinstance(X, sp.MatrixSymbol):
+                return f"({self.names[X]}.T @ {v})"
+            pushed = X.T.doit(deep=False) if hasattr(X.T, "doit") else X.T
+            if isinstance(pushed, sp.Transpose):
+                raise UnsupportedError(f"no JAX translation for the transpose of {X}")
+            return self.apply(pushed, v)
+        if isinstance(M, sp.Identity):
+            return v
+        if isinstance(M, sp.ZeroMatrix):
+            return f"_zeros({self.size(rows)}, {v})"
+        if isinstance(M, sp.OneMatrix):
+            if cols == 1:
+                return f"_col(jnp.ones({self.size(rows)}), {v})"
+            if rows == 1:
+                return f"_ones_row({v})"
+            return f"_col(jnp.ones({self.size(rows)}), _ones_row({v}))"
+        if isinstance(M, sp.DiagMatrix):
+            return f"_diag({self.vec(M.args[0])}, {v})"
+        if isinstance(M, sp.MatMul):
+            coeff, mats = M.as_coeff_mmul()
+            acc = v
+            for f in reversed(mats.args):
+                acc = self.apply(f, acc)
+            return acc if coeff == 1 else f"({self.scalar(coeff)} * {acc})"
+        if isinstance(M, sp.MatAdd):
+            return "(" + " + ".join(self.apply(a, v) for a in M.args) + ")"
+        if isinstance(M, sp.Inverse):
+            return self.solve(M.arg, v)
+        if isinstance(M, sp.MatPow) and M.exp.is_Integer:
+            acc = v
+            for _ in range(abs(int(M.exp))):
+                acc = self.apply(M.base, acc) if M.exp > 0 else self.solve(M.base, acc)
+            return acc
+        if cols == 1 and isinstance(M, (sp.HadamardProduct, sp.HadamardPower, ElementwiseApplyFunction)):
+            code = self.tmp(self.elementwise(M), "v")
+            return code if v == ONE else f"_col({code}, {v})"
+        raise UnsupportedError(f"no JAX translation for {type(M).__name__}: {M}")
+
+    def elementwise(self, e) -> str:
+        if isinstance(e, sp.HadamardProduct):
+            return "(" + " * ".join(self.vec(a) for a in e.args) + ")"
+        if isinstance(e, sp.HadamardPower):
+            base, p = self.vec(e.base), e.exp
+            if p == -1:
+                return f"(1.0 / {base})"
+            if p == sp.Rational(1, 2):
+                return f"jnp.sqrt({base})"
+            return f"({base} ** {self.scalar(p)})"
+        lam = e.function
+        (var,) = lam.variables
+        return self.scalar(lam.expr, extra={var: self.vec(e.expr)})
+
+    def solve(self, X, v: str) -> str:
+        """X⁻¹ v through a cached factorization (never an explicit inverse)."""
+        if X.shape == (1, 1):
+            return f"({v} / {self.scalar(Scalar(X))})"
+        if isinstance(X, sp.MatrixSymbol) and X in self.pd:
+            fac = self.tmp(f"jax.scipy.linalg.cho_factor({self.names[X]})", "chol")
+            return f"jax.scipy.linalg.cho_solve({fac}, {v})"
+        fac = self.tmp(f"jax.scipy.linalg.lu_factor({self.matrix(X)})", "lu")
+        return f"jax.scipy.linalg.lu_solve({fac}, {v})"
+
+
+_MODULES: dict = {}
+_TMPDIR = None
+
+
+def load_module(source: str, name: str):
+    """Import generated source as a module (from a file in a per-process temp directory)."""
+    global _TMPDIR
+    key = (name, source)
+    if key in _MODULES:
+        return _MODULES[key]
+    if _TMPDIR is None:
+        _TMPDIR = tempfile.mkdtemp(prefix="symift_")
+    path = Path(_TMPDIR) / f"{name}_{len(_MODULES)}.py"
+    path.write_text(source, encoding="utf-8")
+    spec = importlib.util.spec_from_file_location(f"symift_generated.{path.stem}", path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    _MODULES[key] = module
+    return module
+
+
+# --------------------------------------------------------------------------- layers
+class Layer:
+    """A differentiable solution map ``layer(**params) -> {name: array}`` (SPEC §2).
+
+    Forward: the generated solver (primal-dual interior point, or damped Newton for root
+    problems).  Backward: ``jax.custom_jvp`` whose tangent is the derived closed form J·dθ, so
+    jit, vmap, grad, jacfwd and jacrev work.  The result holds every variable and multiplier,
+    the active-set indicators, ``residual`` and ``converged``; an eager non-converged solve
+    raises :class:`~symift.errors.MathError`.
+    """
+
+    def __init__(self, derivation, module, names: dict, tol=None, maxiter=100):
+        self.derivation = derivation
+        self.module = module
+        self._to_py = names                      # user name -> python name
+        self._from_py = {v: k for k, v in names.items()}
+        self.params = list(derivation.parameters)
+        self.tol, self.maxiter = tol, maxiter
+
+    def __call__(self, **params):
+        missing = [p for p in self.params if p not in params]
+        extra = [p for p in params if p not in self.params]
+        if missing or extra:
+            raise TypeError(f"layer() takes the parameters {', '.join(self.params)}"
+                            + (f"; missing {', '.join(missing)}" if missing else "")
+                            + (f"; unknown {', '.join(extra)}" if extra else ""))
+        kwargs = {self._to_py[p]: v for p, v in params.items()}
+        try:
+            out = self.module.layer(**kwargs, tol=self.tol, maxiter=self.maxiter)
+        except self.module.SolverError as exc:
+            from .errors import MathError
+
+            raise MathError(str(exc), None, self.derivation.problem.source) from None
+        return {self._from_py.get(k, k): v for k, v in out.items()}
+
+    @property
+    def source(self) -> str:
+        """The generated module's source (what ``symift.codegen`` writes)."""
+        return Path(self.module.__file__).read_text(encoding="utf-8")
+
+
+def compile(problem, solver=None, *, tol=None, maxiter=100) -> Layer:  # noqa: A001 - SPEC name
+    """The differentiable layer of a problem (see :class:`Layer`)."""
+    from .codegen import ModuleWriter
+    from .derive import Derivation
+
+    if solver is not None:
+        raise UnsupportedError("a user-supplied solver= is not supported yet; the built-in interior "
+                               "point solver is used when solver is None")
+    d = problem if isinstance(problem, Derivation) else Derivation(problem)
+    writer = ModuleWriter(d)
+    module = load_module(writer.source(), "layer")
+    return Layer(d, module, dict(writer.layout.py), tol=tol, maxiter=maxiter)
+
+
+def jacobian_function(derivation, var: str, param: str):
+    """A JAX function of keyword arrays giving the closed form d var/d param.
+
+    For a matrix parameter P the function also takes ``d<P>`` and returns the directional
+    derivative.  Indicators (e.g. ``s``) are keyword arguments like any other value.
+    """
+    from .codegen import ModuleWriter
+
+    derivation.jacobian(var, param)  # validates the names
+    writer = ModuleWriter(derivation)
+    module = load_module(writer.source(), "jacobians")
+    fn = getattr(module, f"jacobian_{writer.layout.py[var]}_{writer.layout.py[param]}")
+    to_py = dict(writer.layout.py)
+
+    def jacobian(**values):
+        return fn(**{to_py.get(k, k): v for k, v in values.items()})
+
+    jacobian.__doc__ = fn.__doc__
+    return jacobian
