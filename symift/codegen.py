@@ -42,6 +42,11 @@ def _interior_point(F, x0, positive, n_pos, tol, maxiter):
     ``n_pos`` counts the complementarity pairs (mu is driven to their average product / 10).
     Returns (x, residual norm at mu = 0, iterations).
     """
+    F0 = F
+
+    def F(x, mu):  # noqa: F811 - the residual in the unknowns' dtype (float32 stays float32)
+        return F0(x, mu).astype(x.dtype)
+
     def norm0(x):
         return jnp.max(jnp.abs(F(x, 0.0))) if x.size else jnp.zeros((), x.dtype)
 
@@ -210,7 +215,7 @@ class ModuleWriter:
                         return em.scalar(J)
                     return em.matrix(J) if J.shape[1] != 1 or J.shape[0] != 1 else em.scalar(J)
                 what = f"d{var}[d{p}] (directional)" if directional else f"d{var}/d{p}"
-                out.append(self.function(fname, args, build, f"The closed form {what}: {J}"))
+                out.append(self.function(fname, args, build, f"The closed form {what}{_short(J)}."))
         return out
 
     def tangent_fn(self) -> str:
@@ -329,7 +334,6 @@ class ModuleWriter:
         n_pos = " + ".join(s for _, s, _ in slacks) or "0"
         lines.append(f"    x, res, iters = _interior_point(F, x0, positive, {n_pos}, tol, maxiter)")
         lines.append("    values = unpack(x)")
-        unknown_values = [self.py(n) for n, _, _, _ in sizes]
         # multipliers in the order of the derivation's unknowns
         lines.append(f"    {', '.join(n for n, _, _ in order)}{',' if len(order) == 1 else ''} = values")
         inds = []
@@ -342,9 +346,8 @@ class ModuleWriter:
                 inds.append(f"jnp.where({t} > {self.py(name)}, 1.0, 0.0).astype(dtype)")
         outs = [self.py(u) for u in self.unknowns]
         lines.append("    return (" + ", ".join(outs + inds + ["res"]) + ")")
-        lines.append("    del iters")
-        del unknown_values
-        return "\n".join(lines)
+        text = "\n".join(lines[2:])
+        return "\n".join(line for line in lines if not _unused_dim(line, text))
 
     def layer_fn(self) -> str:
         d = self.d
@@ -368,7 +371,7 @@ def _make_core(tol, maxiter):
         {", ".join(params)}{"," if len(params) == 1 else ""} = primals
         {", ".join("t_" + p for p in params)}{"," if len(params) == 1 else ""} = tangents
         sol = _solve({", ".join(params)}, tol, maxiter)
-        dsol = _tangents({tangent_args})
+        dsol = tuple(jnp.asarray(t, v.dtype) for t, v in zip(_tangents({tangent_args}), sol))
         zeros = tuple(jnp.zeros_like(v) for v in sol[{n_out}:])
         return sol, tuple(dsol) + zeros
 
@@ -391,7 +394,7 @@ def layer({", ".join(params)}, *, tol=None, maxiter=100):
         tol = 1e-10 if dtype == jnp.float64 else 1e-5
     key = (float(tol), int(maxiter))
     if key not in _CORES:
-        _CORES[key] = _make_core(*key)
+        _CORES[key] = jax.jit(_make_core(*key))  # compiled once per shape and dtype
     sol = _CORES[key](*args)
     res = sol[-1]
     out = dict(zip(UNKNOWNS + INDICATORS, sol[:-1]))
@@ -406,6 +409,20 @@ def solve({", ".join(params)}, *, tol=None, maxiter=100):
     """Forward solve only (the same numbers as layer, without the implicit backward)."""
     return layer({", ".join(params)}, tol=tol, maxiter=maxiter)
 '''
+
+
+def _short(J, limit: int = 40) -> str:
+    """``: <text of J>`` for a small expression (docstrings stay readable), else nothing."""
+    from .printing import text
+
+    size = sum(1 for _ in sp.preorder_traversal(J))
+    return f": {text(J)}" if size <= limit else " (see the derivation)"
+
+
+def _unused_dim(line: str, text: str) -> bool:
+    """A ``n = jnp.shape(...)`` line whose name is used nowhere else."""
+    m = re.match(r"\s+(\w+) = jnp\.shape\(", line)
+    return bool(m) and len(re.findall(rf"\b{m.group(1)}\b", text)) == 1
 
 
 def _is_zero(J) -> bool:

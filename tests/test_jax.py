@@ -1,0 +1,279 @@
+"""The JAX layer: solutions, gradients in both modes, vmap, float32, failures, codegen, sharding."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from jax.test_util import check_grads
+
+import symift
+
+from catalogue import (circle_solve, eqqp_solve, fixed_point_solve, optnet_solve, ridge_solve,
+                       softmax_solve, sparsemax_solve, spd)
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+_LAYERS: dict = {}
+
+
+def layer_of(name):
+    if name not in _LAYERS:
+        _LAYERS[name] = symift.compile(symift.load(EXAMPLES / f"{name}.ift"))
+    return _LAYERS[name]
+
+
+def optnet_case(rng, n):
+    m, p = 1, n
+    Q, G, A = spd(rng, n), rng.standard_normal((p, n)), rng.standard_normal((m, n))
+    z0 = rng.standard_normal(n)
+    active = np.zeros(p, bool)
+    active[: p // 2] = True
+    lam0 = np.where(active, rng.uniform(0.5, 1.5, p), 0.0)
+    h = G @ z0 + np.where(active, 0.0, rng.uniform(0.5, 1.5, p))
+    q = -(Q @ z0 + G.T @ lam0 + A.T @ rng.standard_normal(m))
+    params = {"Q": Q, "q": q, "G": G, "h": h, "A": A, "b": A @ z0}
+    return params, (lambda prm: optnet_solve(prm, active))
+
+
+def cases(n=5):
+    rng = np.random.default_rng(n)
+    m = 2
+    qp = {"Q": spd(rng, n), "q": rng.standard_normal(n), "A": rng.standard_normal((m, n)),
+          "b": rng.standard_normal(m)}
+    optnet, optnet_ref = optnet_case(rng, n)
+    return [
+        ("softmax", {"theta": rng.standard_normal(n)}, softmax_solve, "z", ["theta"]),
+        ("sparsemax", {"theta": 2 * rng.standard_normal(n)}, sparsemax_solve, "z", ["theta"]),
+        ("ridge", {"X": rng.standard_normal((n + 2, n)), "y": rng.standard_normal(n + 2), "lam": 0.7},
+         ridge_solve, "w", ["lam", "y", "X"]),
+        ("eqqp", qp, eqqp_solve, "z", ["q", "b", "Q", "A"]),
+        ("optnet_qp", optnet, optnet_ref, "z", ["q", "h", "G"]),
+        ("circle", {"theta": 0.6}, circle_solve, "x", ["theta"]),
+        ("fixed_point", {"theta": 0.3}, fixed_point_solve, "x", ["theta"]),
+    ]
+
+
+CASES = cases()
+IDS = [c[0] for c in CASES]
+
+
+def fd(ref, params, var, name, h=1e-6):
+    base = np.asarray(params[name], float)
+    cols = []
+    for k in range(base.size):
+        e = np.zeros(base.size)
+        e[k] = h
+        plus = dict(params, **{name: (base.ravel() + e).reshape(base.shape)})
+        minus = dict(params, **{name: (base.ravel() - e).reshape(base.shape)})
+        cols.append((np.asarray(ref(plus)[var]) - np.asarray(ref(minus)[var])) / (2 * h))
+    return np.stack(cols, -1)
+
+
+@pytest.mark.parametrize("case", CASES, ids=IDS)
+def test_solution_matches_reference(case):
+    name, params, ref, var, _ = case
+    out = layer_of(name)(**params)
+    np.testing.assert_allclose(out[var], ref(params)[var], atol=1e-8)
+    assert bool(out["converged"]) and float(out["residual"]) < 1e-9
+
+
+@pytest.mark.parametrize("case", CASES, ids=IDS)
+def test_jacfwd_jacrev_closed_form_and_fd_agree(case):
+    name, params, ref, var, pnames = case
+    layer = layer_of(name)
+    d = layer.derivation
+    sol = layer(**params)
+    for pn in pnames:
+        f = lambda x, pn=pn: layer(**dict(params, **{pn: x}))[var]  # noqa: E731
+        x = jnp.asarray(params[pn])
+        Jf, Jr = jax.jacfwd(f)(x), jax.jacrev(f)(x)
+        F = fd(ref, params, var, pn).reshape(np.shape(Jf))
+        np.testing.assert_allclose(Jf, F, atol=2e-7, err_msg=f"{name} d{var}/d{pn} fwd vs FD")
+        np.testing.assert_allclose(Jr, Jf, atol=1e-10, err_msg=f"{name} d{var}/d{pn} rev vs fwd")
+        values = {k: v for k, v in sol.items() if k not in ("residual", "converged")}
+        values.update(params)
+        jf = d.jacobian_function(var, pn)
+        if np.ndim(params[pn]) == 2:  # matrix parameter: directional closed form
+            D = np.random.default_rng(1).standard_normal(np.shape(params[pn]))
+            closed = jf(**values, **{"d" + pn: D})
+            np.testing.assert_allclose(closed, np.tensordot(Jf, D, axes=2), atol=1e-8)
+        else:
+            closed = jf(**values)
+            np.testing.assert_allclose(np.reshape(closed, np.shape(Jf)), Jf, atol=1e-8)
+
+
+@pytest.mark.parametrize("case", CASES, ids=IDS)
+def test_check_grads_both_modes(case):
+    name, params, _, var, pnames = case
+    layer = layer_of(name)
+    pn = pnames[0]
+    w = np.random.default_rng(2).standard_normal(np.shape(layer(**params)[var]))
+
+    def loss(x):
+        return jnp.sum(w * layer(**dict(params, **{pn: x}))[var])
+
+    check_grads(loss, (jnp.asarray(params[pn], float),), order=1, modes=("fwd", "rev"), atol=1e-5, rtol=1e-5)
+
+
+def test_vmap_equals_loop():
+    layer = layer_of("softmax")
+    thetas = jnp.asarray(np.random.default_rng(3).standard_normal((6, 4)))
+    batched = jax.vmap(lambda t: layer(theta=t)["z"])(thetas)
+    looped = jnp.stack([layer(theta=t)["z"] for t in thetas])
+    np.testing.assert_allclose(batched, looped, atol=1e-12)
+    g = jax.vmap(jax.grad(lambda t: layer(theta=t)["z"][0]))(thetas)
+    np.testing.assert_allclose(g[1], jax.grad(lambda t: layer(theta=t)["z"][0])(thetas[1]), atol=1e-12)
+
+
+def test_jit_and_grad():
+    layer = layer_of("sparsemax")
+    theta = jnp.asarray([1.5, 0.2, -0.4, 1.1, 0.9])
+    z = jax.jit(lambda t: layer(theta=t)["z"])(theta)
+    ref = sparsemax_solve({"theta": np.asarray(theta)})["z"]
+    np.testing.assert_allclose(z, ref, atol=1e-8)
+    np.testing.assert_array_equal(layer(theta=theta)["s"], (ref > 0).astype(float))
+
+
+def test_float32_runs():
+    layer = layer_of("softmax")
+    theta = jnp.asarray([0.1, 0.5, -0.3], dtype=jnp.float32)
+    out = layer(theta=theta)
+    assert out["z"].dtype == jnp.float32
+    np.testing.assert_allclose(out["z"], jax.nn.softmax(theta), atol=1e-5)
+    J = jax.jacrev(lambda t: layer(theta=t)["z"])(theta)
+    assert J.dtype == jnp.float32
+    z = np.asarray(out["z"], float)
+    np.testing.assert_allclose(J, np.diag(z) - np.outer(z, z), atol=1e-4)
+
+
+def test_non_convergence_is_reported():
+    d = symift.load(EXAMPLES / "softmax.ift")
+    layer = symift.compile(d, maxiter=2)
+    with pytest.raises(symift.MathError, match="did not converge"):
+        layer(theta=jnp.asarray([0.1, 2.0, -1.0]))
+    out = jax.jit(lambda t: layer(theta=t))(jnp.asarray([0.1, 2.0, -1.0]))
+    assert not bool(out["converged"])
+
+
+def test_singular_kkt_system_is_reported():
+    """Two identical equality rows: ∂F/∂x is singular, the solve must not return a quiet number."""
+    layer = layer_of("eqqp")
+    rng = np.random.default_rng(4)
+    a = rng.standard_normal(4)
+    params = {"Q": spd(rng, 4), "q": rng.standard_normal(4), "A": np.stack([a, a]), "b": np.array([1.0, 1.0])}
+    with pytest.raises(symift.MathError):
+        layer(**params)
+
+
+def test_layer_rejects_wrong_arguments():
+    with pytest.raises(TypeError, match="missing theta"):
+        layer_of("softmax")()
+    with pytest.raises(TypeError, match="unknown"):
+        layer_of("softmax")(theta=jnp.ones(3), phi=1.0)
+
+
+def test_structure_is_kept_in_generated_code():
+    """diag(z) − zzᵀ applied to a vector is O(n): no n×n matrix in the tangent code."""
+    src = layer_of("softmax").source
+    tangent = src[src.index("def _tangents"):src.index("def _solve")]
+    assert "jnp.eye" not in tangent and "_diag(z, t_theta)" in tangent and "_row(z, t_theta)" in tangent
+    qp = layer_of("eqqp").source
+    assert "cho_factor(Q)" in qp and "jnp.linalg.inv" not in qp
+
+
+def test_names_clashing_with_python_are_mangled():
+    src = "dim n\nparam lambda_[n]\nparam max[n]\nvar sum_[n]\nminimize sumsq(sum_ - max) + dot(lambda_, sum_)\n"
+    problem = symift.parse(src)
+    layer = symift.compile(problem)
+    out = layer(lambda_=jnp.ones(3), max=jnp.arange(3.0))
+    np.testing.assert_allclose(out["sum_"], np.arange(3.0) - 0.5)
+    assert "def layer(lambda_, max_" in layer.source
+
+
+@pytest.mark.parametrize("name", IDS)
+def test_codegen_module_stands_alone(name, tmp_path):
+    """The generated module runs without symift importable and gives the in-process numbers."""
+    case = next(c for c in CASES if c[0] == name)
+    _, params, _, var, pnames = case
+    source = symift.codegen(symift.load(EXAMPLES / f"{name}.ift"))
+    (tmp_path / "gen.py").write_text(source)
+    layer = layer_of(name)
+    expected = layer(**params)[var]
+    pn = pnames[0]
+    grad_expected = jax.grad(lambda x: jnp.sum(layer(**dict(params, **{pn: x}))[var]))(jnp.asarray(params[pn], float))
+    np.savez(tmp_path / "params.npz", **{k: np.asarray(v, float) for k, v in params.items()})
+    py_names = {p: p for p in params}
+    script = textwrap.dedent(f"""
+        import sys, json
+        sys.modules["symift"] = None  # any import of symift fails
+        import jax
+        jax.config.update("jax_enable_x64", True)
+        import jax.numpy as jnp, numpy as np
+        import gen
+        p = dict(np.load("params.npz"))
+        kw = {{k: jnp.asarray(p[k]) for k in {py_names!r}}}
+        out = gen.layer(**kw)
+        g = jax.grad(lambda x: jnp.sum(gen.layer(**dict(kw, {pn}=x))[{var!r}]))(kw[{pn!r}])
+        print(json.dumps({{"sol": np.asarray(out[{var!r}]).tolist(), "grad": np.asarray(g).tolist()}}))
+    """)
+    r = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    got = json.loads(r.stdout.strip().splitlines()[-1])
+    np.testing.assert_allclose(got["sol"], expected, atol=1e-12)
+    np.testing.assert_allclose(got["grad"], grad_expected, atol=1e-10)
+
+
+def test_codegen_passes_ruff(tmp_path):
+    ruff = pytest.importorskip("ruff")
+    del ruff
+    for path in sorted(EXAMPLES.glob("*.ift")):
+        out = tmp_path / f"{path.stem}.py"
+        out.write_text(symift.codegen(symift.load(path)))
+    r = subprocess.run([sys.executable, "-m", "ruff", "check", "--isolated", "--select", "E,F,W",
+                        "--ignore", "E501", str(tmp_path)], capture_output=True, text=True)
+    assert r.returncode == 0, r.stdout + r.stderr
+
+
+def test_codegen_cli(tmp_path):
+    out = tmp_path / "softmax_layer.py"
+    r = subprocess.run([sys.executable, "-m", "symift.cli", "codegen", str(EXAMPLES / "softmax.ift"), "-o", str(out)],
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    assert "def layer(theta" in out.read_text()
+
+
+SHARDING = """
+import os, json
+import jax
+jax.config.update("jax_enable_x64", True)
+import jax.numpy as jnp, numpy as np
+from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
+import symift
+layer = symift.compile(symift.load({path!r}))
+thetas = jnp.asarray(np.random.default_rng(0).standard_normal((16, 6)))
+f = jax.jit(jax.vmap(lambda t: layer(theta=t)["z"]))
+g = jax.jit(jax.vmap(jax.grad(lambda t: layer(theta=t)["z"][0])))
+mesh = Mesh(np.array(jax.devices()), ("batch",))
+sharded = jax.device_put(thetas, NamedSharding(mesh, P("batch")))
+zs, gs = f(sharded), g(sharded)
+print(json.dumps({{"devices": len(jax.devices()), "shards": len(zs.sharding.device_set),
+                   "z": float(jnp.max(jnp.abs(zs - f(thetas)))), "g": float(jnp.max(jnp.abs(gs - g(thetas))))}}))
+"""
+
+
+@pytest.mark.slow
+def test_sharded_equals_unsharded(tmp_path):
+    env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=8")
+    code = SHARDING.format(path=str(EXAMPLES / "sparsemax.ift"))
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=600)
+    assert r.returncode == 0, r.stderr
+    got = json.loads(r.stdout.strip().splitlines()[-1])
+    assert got["devices"] == 8 and got["shards"] == 8
+    assert got["z"] < 1e-12 and got["g"] < 1e-12
