@@ -35,11 +35,12 @@ def _tracing(x):
     return isinstance(x, jax.core.Tracer)
 
 
-def _interior_point(F, x0, positive, n_pos, tol, maxiter):
+def _interior_point(F, x0, positive, n_pos, tol, maxiter, direction=None):
     """Primal-dual interior point on F(x, mu) = 0 with mu -> 0.
 
     ``positive`` masks the entries that must stay > 0 (multipliers, slacks, positive variables);
-    ``n_pos`` counts the complementarity pairs (mu is driven to their average product / 10).
+    ``n_pos`` counts the complementarity pairs (mu is driven to their average product / 10);
+    ``direction(x, -F)`` gives the Newton step (default: a dense solve with jax.jacfwd(F)).
     Returns (x, residual norm at mu = 0, iterations).
     """
     F0 = F
@@ -56,8 +57,10 @@ def _interior_point(F, x0, positive, n_pos, tol, maxiter):
     def step(state):
         x, mu, k, _ = state
         r = F(x, mu)
-        K = jax.jacfwd(F)(x, mu)
-        dx = jnp.linalg.solve(K, -r)
+        if direction is None:  # dense Newton step on the whole KKT Jacobian
+            dx = jnp.linalg.solve(jax.jacfwd(F)(x, mu), -r)
+        else:  # the structured step from symift's block elimination
+            dx = direction(x, -r).astype(x.dtype)
         ratio = jnp.where(positive & (dx < 0), -x / jnp.where(dx < 0, dx, -1.0), jnp.inf)
         alpha = jnp.minimum(1.0, 0.99 * jnp.min(ratio, initial=jnp.inf))
         # backtrack on the residual norm (a damped Newton step)
@@ -114,6 +117,7 @@ class ModuleWriter:
         self.params = d.parameters
         self.unknowns = list(d.unknowns)  # every unknown, inactive multipliers included
         self.pd = {d.symbols[p.name] for p in d.problem.params if "pd" in p.attributes}
+        self.newton = newton_system(d)
 
     # ---- helpers
     def py(self, name):
@@ -245,6 +249,24 @@ class ModuleWriter:
             return "(" + ", ".join(outs) + ("," if len(outs) == 1 else "") + ")"
         return self.function("_tangents", args, build, "The implicit tangents J·dθ of every unknown.")
 
+    def newton_fn(self) -> str:
+        """The structured Newton step of the forward solver (see symift.ift.NewtonSystem)."""
+        ns = self.newton
+        variables = [v.name for v in self.d.problem.variables]
+        ineqs = [m for m in self.kkt.multipliers if m.kind == "inequality"]
+        slack_args = [f"_t_{self.py(m.name)}" for m in ineqs]
+        args = ["*"] + self.params + [u for u in self.d.unknowns] + slack_args + [f"_r{k}" for k in range(len(ns.rows))]
+        del variables
+
+        def build(em):
+            for m, name in zip(ineqs, slack_args):
+                em.names[ns.slacks[m.name]] = name
+            for k, r in enumerate(ns.rows):
+                em.names[ns.rhs[r.name]] = f"_r{k}"
+            return "(" + ", ".join(em.vec(ns.solution[u.name]) for u in ns.unknowns) + ("," if len(ns.unknowns) == 1 else "") + ")"
+        return self.function("_newton_direction", args, build,
+                             "The Newton step of the interior point, by symift's block elimination.")
+
     def shape_expr(self, sym, em):
         if not is_matrix(sym):
             return "()"
@@ -255,7 +277,10 @@ class ModuleWriter:
         d = self.d
         problem = d.problem
         parts = [self.header(), RUNTIME, SOLVER, self.residual_fn(), self.constraint_fns(),
-                 *self.jacobian_fns(), self.tangent_fn(), self.solver_fn(), self.layer_fn()]
+                 *self.jacobian_fns(), self.tangent_fn()]
+        if self.newton is not None:
+            parts.append(self.newton_fn())
+        parts += [self.solver_fn(), self.layer_fn()]
         return "\n\n\n".join(p.strip("\n") for p in parts) + "\n"
 
     def header(self) -> str:
@@ -332,7 +357,23 @@ class ModuleWriter:
         lines.append("    x0 = jnp.concatenate([" + ", ".join(init) + "])")
         lines.append("    positive = jnp.concatenate([" + ", ".join(positive) + "])")
         n_pos = " + ".join(s for _, s, _ in slacks) or "0"
-        lines.append(f"    x, res, iters = _interior_point(F, x0, positive, {n_pos}, tol, maxiter)")
+        direction = "None"
+        if self.newton is not None:
+            direction = "direction"
+            row_sizes = [em.size(r.size) for r in self.newton.rows]
+            lines.append("")
+            lines.append("    def direction(x, r):")
+            lines.append("        " + ", ".join(n for n, _, _ in order) + (", " if len(order) == 1 else "") + " = unpack(x)")
+            lines.append(f"        cuts = np.cumsum([0, {', '.join(row_sizes)}])")
+            kw = [f"{self.py(p)}={self.py(p)}" for p in self.params]
+            kw += [f"{n}={n}" for n, _, _ in order]
+            for k, r in enumerate(self.newton.rows):
+                take = f"r[cuts[{k}]:cuts[{k + 1}]]" + ("" if _is_vector(self.newton.rhs[r.name]) else "[0]")
+                kw.append(f"_r{k}={take}")
+            lines.append(f"        steps = _newton_direction({', '.join(kw)})")
+            lines.append("        return jnp.concatenate([jnp.atleast_1d(v) for v in steps])")
+            lines.append("")
+        lines.append(f"    x, res, iters = _interior_point(F, x0, positive, {n_pos}, tol, maxiter, {direction})")
         lines.append("    values = unpack(x)")
         # multipliers in the order of the derivation's unknowns
         lines.append(f"    {', '.join(n for n, _, _ in order)}{',' if len(order) == 1 else ''} = values")
@@ -409,6 +450,21 @@ def solve({", ".join(params)}, *, tol=None, maxiter=100):
     """Forward solve only (the same numbers as layer, without the implicit backward)."""
     return layer({", ".join(params)}, tol=tol, maxiter=maxiter)
 '''
+
+
+def newton_system(d: Derivation):
+    """The symbolic Newton step, or None (the solver then takes dense Newton steps)."""
+    from .errors import SymiftError
+    from .ift import NewtonSystem
+
+    try:
+        return NewtonSystem(d._kkt)
+    except (SymiftError, NotImplementedError, ValueError):
+        return None
+
+
+def _is_vector(sym) -> bool:
+    return is_matrix(sym)
 
 
 def _short(J, limit: int = 40) -> str:

@@ -90,11 +90,115 @@ def describe(alg, e) -> str:
     return text(e)
 
 
-class Analysis:
+class Eliminator:
+    """Block Gaussian elimination of a linear system (∂F/∂x) X = R with symbolic blocks.
+
+    Needs ``alg``, ``facts``, ``blocks`` {(row, unknown): Lin}, ``rows`` and ``unknowns``
+    (objects with ``.name``) and ``source`` (for errors).
+    """
+
+    def eliminate(self, rhs: dict) -> tuple:
+        """Solve (∂F/∂x) X = rhs block-wise; returns ({unknown: Lin}, [Step])."""
+        alg = self.alg
+        M = {k: v for k, v in self.blocks.items() if not v.is_zero}
+        R = dict(rhs)
+        rows = [r.name for r in self.rows]
+        cols = [u.name for u in self.unknowns]
+        steps, back = [], []
+        while cols:
+            choice = self._choose_pivot(M, rows, cols)
+            if choice is None:
+                missing = ", ".join(cols)
+                raise MathError(f"∂F/∂x is singular: no invertible pivot for {missing} "
+                                f"(rows left: {', '.join(rows)})", None, self.source)
+            r, c, inv, kind, cond = choice
+            used_before = len(self.facts.used)
+            step = Step(r, c, kind, alg.to_sympy(M[r, c]), alg.to_sympy(inv), cond)
+            others = [c2 for c2 in cols if c2 != c and (r, c2) in M]
+            for r2 in rows:
+                if r2 == r or (r2, c) not in M:
+                    continue
+                factor = alg.mul(M[r2, c], inv)
+                for c2 in others:
+                    new = alg.simplify(M.get((r2, c2), Lin(factor.shape[:1] + M[r, c2].shape[1:])) -
+                                       alg.mul(factor, M[r, c2]))
+                    if new.is_zero:
+                        M.pop((r2, c2), None)
+                    else:
+                        M[r2, c2] = new
+                    step.updated.append((r2, c2, alg.to_sympy(new) if not new.is_zero else 0))
+                R[r2] = alg.simplify(R[r2] - alg.mul(factor, R[r]))
+                del M[r2, c]
+            back.append((c, inv, {c2: M[r, c2] for c2 in others}, R[r]))
+            for c2 in others:
+                del M[r, c2]
+            del M[r, c]
+            rows.remove(r)
+            cols.remove(c)
+            step.facts = self.facts.used[used_before:]
+            steps.append(step)
+        solution = {}
+        for c, inv, row_blocks, r_rhs in reversed(back):
+            acc = r_rhs
+            for c2, blk in row_blocks.items():
+                acc = acc - alg.mul(blk, solution[c2])
+            solution[c] = alg.mul(inv, alg.simplify(acc))
+        return solution, steps
+
+    def _choose_pivot(self, M, rows, cols):
+        best = None
+        for r in rows:
+            for c in cols:
+                blk = M.get((r, c))
+                if blk is None or blk.shape[0] != blk.shape[1]:
+                    continue
+                try:
+                    inv, kind, cond = self.alg.inverse(blk)
+                except ZeroDivisionError:
+                    continue
+                verdict = self.nonzero(cond) if kind in ("scalar", "diagonal") else True
+                if verdict is False:
+                    continue
+                if kind == "symbol" and cond is not None and cond not in self.facts.invertible:
+                    kind = "general"
+                fill = sum((r, c2) in M for c2 in cols) + sum((r2, c) in M for r2 in rows)
+                cost = (_KIND_COST[kind] + (verdict is None), fill, rows.index(r), cols.index(c))
+                if best is None or cost < best[0]:
+                    text = None
+                    if kind in ("scalar", "diagonal") and verdict is None:
+                        value = self.alg.scalar_to_sympy(cond)
+                        if kind == "scalar":  # 2x ≠ 0 is x ≠ 0
+                            number, rest = sp.factor_terms(value).as_coeff_Mul()
+                            value = rest if number != 0 else value
+                        text = f"{describe(self.alg, value)} ≠ 0"
+                    elif kind == "general":
+                        text = f"{describe(self.alg, self.alg.to_sympy(blk))} is nonsingular"
+                    elif kind == "symbol" and cond not in self.facts.invertible:
+                        text = f"{cond} is nonsingular"
+                    best = (cost, (r, c, inv, kind, text))
+        return None if best is None else best[1]
+
+    def nonzero(self, t) -> bool | None:
+        """Is the template/scalar t nonzero everywhere? (0/1 indicators are enumerated)."""
+        t = as_sympy(t)
+        inds = sorted(t.free_symbols & self.facts.indicators, key=str)
+        cases = [t] if not inds else [t.subs(dict(zip(inds, v))) for v in itertools.product((0, 1), repeat=len(inds))]
+        verdicts = []
+        for case in cases:
+            case = sp.simplify(case)
+            verdicts.append(True if case.is_nonzero else (False if case.is_zero else None))
+        if False in verdicts:
+            return False
+        return True if all(verdicts) else None
+
+
+
+class Analysis(Eliminator):
     """The linearized KKT system of a derivation, with its facts and eliminations."""
 
     def __init__(self, kkt: KKTSystem):
         self.kkt = kkt
+        self.source = kkt.problem.source
         self.alg = kkt.algebra
         self.facts = self.alg.facts
         self.assumptions: list = []          # stated in the report (strict complementarity, ...)
@@ -231,102 +335,6 @@ class Analysis:
             return out, direction
         return {row.name: -self.derivative(row, lambda e: jacobian(e, param, self.alg)) for row in self.rows}, None
 
-    # ---- elimination
-    def eliminate(self, rhs: dict) -> tuple:
-        """Solve (∂F/∂x) X = rhs block-wise; returns ({unknown: Lin}, [Step])."""
-        alg = self.alg
-        M = {k: v for k, v in self.blocks.items() if not v.is_zero}
-        R = dict(rhs)
-        rows = [r.name for r in self.rows]
-        cols = [u.name for u in self.unknowns]
-        steps, back = [], []
-        while cols:
-            choice = self._choose_pivot(M, rows, cols)
-            if choice is None:
-                missing = ", ".join(cols)
-                raise MathError(f"∂F/∂x is singular: no invertible pivot for {missing} "
-                                f"(rows left: {', '.join(rows)})", None, self.kkt.problem.source)
-            r, c, inv, kind, cond = choice
-            used_before = len(self.facts.used)
-            step = Step(r, c, kind, alg.to_sympy(M[r, c]), alg.to_sympy(inv), cond)
-            others = [c2 for c2 in cols if c2 != c and (r, c2) in M]
-            for r2 in rows:
-                if r2 == r or (r2, c) not in M:
-                    continue
-                factor = alg.mul(M[r2, c], inv)
-                for c2 in others:
-                    new = alg.simplify(M.get((r2, c2), Lin(factor.shape[:1] + M[r, c2].shape[1:])) -
-                                       alg.mul(factor, M[r, c2]))
-                    if new.is_zero:
-                        M.pop((r2, c2), None)
-                    else:
-                        M[r2, c2] = new
-                    step.updated.append((r2, c2, alg.to_sympy(new) if not new.is_zero else 0))
-                R[r2] = alg.simplify(R[r2] - alg.mul(factor, R[r]))
-                del M[r2, c]
-            back.append((c, inv, {c2: M[r, c2] for c2 in others}, R[r]))
-            for c2 in others:
-                del M[r, c2]
-            del M[r, c]
-            rows.remove(r)
-            cols.remove(c)
-            step.facts = self.facts.used[used_before:]
-            steps.append(step)
-        solution = {}
-        for c, inv, row_blocks, r_rhs in reversed(back):
-            acc = r_rhs
-            for c2, blk in row_blocks.items():
-                acc = acc - alg.mul(blk, solution[c2])
-            solution[c] = alg.mul(inv, alg.simplify(acc))
-        return solution, steps
-
-    def _choose_pivot(self, M, rows, cols):
-        best = None
-        for r in rows:
-            for c in cols:
-                blk = M.get((r, c))
-                if blk is None or blk.shape[0] != blk.shape[1]:
-                    continue
-                try:
-                    inv, kind, cond = self.alg.inverse(blk)
-                except ZeroDivisionError:
-                    continue
-                verdict = self.nonzero(cond) if kind in ("scalar", "diagonal") else True
-                if verdict is False:
-                    continue
-                if kind == "symbol" and cond is not None and cond not in self.facts.invertible:
-                    kind = "general"
-                fill = sum((r, c2) in M for c2 in cols) + sum((r2, c) in M for r2 in rows)
-                cost = (_KIND_COST[kind] + (verdict is None), fill, rows.index(r), cols.index(c))
-                if best is None or cost < best[0]:
-                    text = None
-                    if kind in ("scalar", "diagonal") and verdict is None:
-                        value = self.alg.scalar_to_sympy(cond)
-                        if kind == "scalar":  # 2x ≠ 0 is x ≠ 0
-                            number, rest = sp.factor_terms(value).as_coeff_Mul()
-                            value = rest if number != 0 else value
-                        text = f"{describe(self.alg, value)} ≠ 0"
-                    elif kind == "general":
-                        text = f"{describe(self.alg, self.alg.to_sympy(blk))} is nonsingular"
-                    elif kind == "symbol" and cond not in self.facts.invertible:
-                        text = f"{cond} is nonsingular"
-                    best = (cost, (r, c, inv, kind, text))
-        return None if best is None else best[1]
-
-    def nonzero(self, t) -> bool | None:
-        """Is the template/scalar t nonzero everywhere? (0/1 indicators are enumerated)."""
-        t = as_sympy(t)
-        inds = sorted(t.free_symbols & self.facts.indicators, key=str)
-        cases = [t] if not inds else [t.subs(dict(zip(inds, v))) for v in itertools.product((0, 1), repeat=len(inds))]
-        verdicts = []
-        for case in cases:
-            case = sp.simplify(case)
-            verdicts.append(True if case.is_nonzero else (False if case.is_zero else None))
-        if False in verdicts:
-            return False
-        return True if all(verdicts) else None
-
-
 def identity_rhs(size) -> Lin:
     return identity(size)
 
@@ -375,3 +383,91 @@ def numeric_check(kkt: KKTSystem, values: dict, dims: dict) -> dict:
                else f"∂F/∂x is nonsingular at this point (condition number {cond:.3g})")
     return {"finite": True, "rank": rank, "size": K.shape[0], "condition": cond, "singular": singular,
             "message": message, "matrix": K}
+
+
+# --------------------------------------------------------------------------- Newton steps
+@dataclass
+class _Row:
+    name: str
+    expr: sp.Basic
+    size: sp.Basic
+
+
+@dataclass
+class _Unknown:
+    name: str
+    symbol: sp.Basic
+    size: sp.Basic
+
+
+class NewtonSystem(Eliminator):
+    """The interior-point Newton step, eliminated symbolically once for all iterations.
+
+    With slacks t for the inequalities (g + t = 0, λ ∘ t = μ), the step solves
+
+        [ ∇²L   Jₕᵀ  J_gᵀ  0    ] [dz]     [r_S]
+        [ Jₕ    0    0     0    ] [dν]  =  [r_H]
+        [ J_g   0    0     I    ] [dλ]     [r_P]
+        [ 0     0    diag(t) diag(λ)] [dt]  [r_C]
+
+    by the same block elimination as the IFT (no KKT facts: they do not hold mid-iteration),
+    so the step inherits the problem's structure — O(n) for softmax.  ``solution`` maps each
+    unknown to its step as a sympy expression in the current values and the ``rhs`` symbols.
+    """
+
+    def __init__(self, kkt: KKTSystem):
+        from .algebra import Algebra, Facts
+
+        self.kkt = kkt
+        self.source = kkt.problem.source
+        self.facts = Facts()
+        self.alg = Algebra(self.facts)
+        builder = kkt.builder
+        for p in kkt.problem.params:
+            sym = builder.symbols[p.name]
+            if p.attributes & {"symmetric", "psd", "pd"}:
+                self.facts.symmetric.add(sym)
+            if "pd" in p.attributes:
+                self.facts.invertible.add(sym)
+        for v in kkt.problem.variables:
+            sym = builder.symbols[v.name]
+            if v.positive and is_matrix(sym):
+                self.alg.assumptions[sym] = {"positive": True}
+        rows, unknowns, self.slacks = [], [], {}
+        for block in kkt.residual:
+            if block.kind in ("stationarity", "equation"):
+                rows.append(_Row(block.name, block.expr, block.size))
+        for m in kkt.multipliers:
+            if m.kind == "equality":
+                rows.append(_Row(f"h {m.name}", m.function, _size(m.function)))
+        ineqs = [m for m in kkt.multipliers if m.kind == "inequality"]
+        for m in ineqs:
+            size = _size(m.function)
+            t = sp.MatrixSymbol(f"slack_{m.name}", size, 1) if is_matrix(m.function) else \
+                sp.Symbol(f"slack_{m.name}", positive=True)
+            self.slacks[m.name] = t
+            if is_matrix(t):
+                self.alg.assumptions[t] = {"positive": True}
+                self.alg.assumptions[m.symbol] = {"positive": True}
+            rows.append(_Row(f"g {m.name}", m.function + t, size))
+        for m in ineqs:
+            t = self.slacks[m.name]
+            cs = sp.HadamardProduct(m.symbol, t) if is_matrix(t) else m.symbol * t
+            rows.append(_Row(f"cs {m.name}", cs, _size(m.function)))
+        for u in kkt.unknowns:
+            unknowns.append(_Unknown(u.name, u.symbol, u.size))
+        for m in ineqs:
+            unknowns.append(_Unknown(f"slack_{m.name}", self.slacks[m.name], _size(m.function)))
+        self.rows, self.unknowns = rows, unknowns
+        self.rhs = {r.name: (sp.MatrixSymbol(f"r{k}", r.size, 1) if r.size != 1 or is_matrix(r.expr)
+                             else sp.Symbol(f"r{k}", real=True)) for k, r in enumerate(rows)}
+        from .calculus import jacobian_lin
+
+        self.blocks = {(r.name, u.name): jacobian_lin(r.expr, u.symbol, self.alg)
+                       for r in rows for u in unknowns}
+        solution, self.steps = self.eliminate({r.name: self.alg.lin(self.rhs[r.name]) for r in rows})
+        self.solution = {u.name: self.alg.to_sympy(solution[u.name]) for u in unknowns}
+
+
+def _size(e):
+    return e.shape[0] if is_matrix(e) else sp.S.One

@@ -186,6 +186,20 @@ def test_structure_is_kept_in_generated_code():
     assert "jnp.eye" not in tangent and "_diag(z, t_theta)" in tangent and "_row(z, t_theta)" in tangent
     qp = layer_of("eqqp").source
     assert "cho_factor(Q)" in qp and "jnp.linalg.inv" not in qp
+    # the forward solver's Newton step comes from the block elimination: O(n) for softmax
+    step = src[src.index("def _newton_direction"):src.index("def _solve")]
+    assert "jnp.eye" not in step and "lu_factor" not in step and "maxiter, direction)" in src
+
+
+def test_newton_step_is_the_reduced_kkt_system():
+    """OptNet's step eliminates slacks and multipliers: (Q + Gᵀ diag(λ/t) G)⁻¹, as interior-point QP solvers do."""
+    from symift.ift import NewtonSystem
+    from symift.kkt import build_kkt
+    from symift.printing import text
+
+    ns = NewtonSystem(build_kkt(symift.load(EXAMPLES / "optnet_qp.ift")))
+    assert [s.kind for s in ns.steps] == ["identity", "diagonal", "general", "general"]
+    assert "(Q + Gᵀ diag(slack_lam^-1∘lam) G)⁻¹" in text(ns.solution["z"])
 
 
 def test_names_clashing_with_python_are_mangled():
