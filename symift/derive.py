@@ -114,8 +114,21 @@ class Derivation:
 
         return jacobian_function(self, var, param)
 
-    def to_latex(self) -> str:
-        raise UnsupportedError("to_latex() arrives with the LaTeX exporter", None, self.problem.source)
+    def to_latex(self, wrt=None, params=None) -> str:
+        """The whole derivation as a complete LaTeX document (see :mod:`symift.latex`)."""
+        from .latex import document
+
+        for v in wrt or [] if self.parameters else []:
+            self._check_names(v, self.parameters[0])
+        for p in params or []:
+            self._check_names(None, p)
+        return document(self, wrt, params)
+
+    def _repr_latex_(self) -> str:
+        """The Jacobians as display math, for Jupyter."""
+        from .latex import summary
+
+        return summary(self)
 
     # ---- internals
     def _check_names(self, var, param):
@@ -246,8 +259,10 @@ def derive(problem: Problem) -> Derivation:
 
 def derive_command(problem: Problem, args) -> int:
     """``symift derive FILE``: print the derivation; exit 1 if the IFT fails."""
-    if getattr(args, "latex", None):
-        raise UnsupportedError("--latex arrives with the LaTeX exporter", None, problem.source)
+    if getattr(args, "latex", None) or getattr(args, "pdf", False):
+        from .latex import latex_command
+
+        return latex_command(Derivation(problem), args)
     d = Derivation(problem)
     out = [problem.summary(), ""]
     if d.conventions:

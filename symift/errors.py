@@ -129,6 +129,12 @@ class MathError(SymiftError):
     exit_status = 1
 
 
+class LatexCompileError(SymiftError):
+    """pdflatex is missing, or the derivation's LaTeX document did not compile."""
+
+    exit_status = 1
+
+
 
 
 
