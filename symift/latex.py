@@ -1324,7 +1324,7 @@ class Document:
     # ---- 7. results
     def section_results(self) -> str:
         out = [r"\section{Results}"]
-        if self.trace is None:
+        if self.trace is None or self.failure is not None:
             out.append("There is no Jacobian: the implicit function theorem does not apply (" + self.ref("ift") + ").")
             return "\n".join(out)
         if not self.params:
