@@ -140,10 +140,14 @@ class Facts:
     cited: dict = field(default_factory=dict)         # fact key -> sentence
     used: list = field(default_factory=list)          # sentences used, in order
 
+    trace: list = field(default_factory=list)         # every use, in order (per-step citations)
+
     def use(self, key):
         sentence = self.cited.get(key)
-        if sentence and sentence not in self.used:
-            self.used.append(sentence)
+        if sentence:
+            self.trace.append(sentence)
+            if sentence not in self.used:
+                self.used.append(sentence)
 
 
 class Algebra:

@@ -112,7 +112,7 @@ class Eliminator:
                 raise MathError(f"∂F/∂x is singular: no invertible pivot for {missing} "
                                 f"(rows left: {', '.join(rows)})", None, self.source)
             r, c, inv, kind, cond = choice
-            used_before = len(self.facts.used)
+            used_before = len(self.facts.trace)
             step = Step(r, c, kind, alg.to_sympy(M[r, c]), alg.to_sympy(inv), cond)
             others = [c2 for c2 in cols if c2 != c and (r, c2) in M]
             for r2 in rows:
@@ -135,7 +135,7 @@ class Eliminator:
             del M[r, c]
             rows.remove(r)
             cols.remove(c)
-            step.facts = self.facts.used[used_before:]
+            step.facts = list(dict.fromkeys(self.facts.trace[used_before:]))
             steps.append(step)
         solution = {}
         for c, inv, row_blocks, r_rhs in reversed(back):

@@ -336,3 +336,10 @@ def test_public_calculus_returns_standard_sympy():
     vals = [0.5, 1.5, 2.0]
     g = gradient(f, z).subs({n: 3, z: sp.Matrix(vals)}).as_explicit()
     np.testing.assert_allclose(np.array(g, dtype=float).ravel(), np.log(vals) + 1)
+
+
+def test_steps_cite_their_facts_whatever_ran_before():
+    d = derive("softmax")
+    assert d.ift.holds is True  # runs an elimination first
+    cited = [f for s in d.steps("theta") for f in s.facts]
+    assert any("sum(z) = 1" in f for f in cited)
