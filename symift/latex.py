@@ -34,7 +34,7 @@ from sympy.printing.precedence import PRECEDENCE, precedence_traditional
 from sympy.printing.printer import Printer
 
 from .errors import LatexCompileError, MathError, SymiftError, UnsupportedError
-from .expr import Scalar, is_matrix
+from .expr import Scalar, as_sympy, is_matrix
 from .model import Binary, Call, Name, Neg, Number, Problem, ShapeChecker, Transpose
 
 # --------------------------------------------------------------------------- names
@@ -619,7 +619,7 @@ def _condition(analysis, kind, cond):
         value = alg.scalar_to_sympy(cond)
         number, rest = sp.factor_terms(value).as_coeff_Mul()
         return rest if number != 0 else value
-    holders = alg.placeholders_in(sp.sympify(cond))
+    holders = alg.placeholders_in(as_sympy(cond))
     size = alg.vectors[next(iter(holders))][1] if holders else sp.S.One
     return alg.vector_to_sympy(cond, size)
 

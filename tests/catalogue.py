@@ -73,3 +73,20 @@ def fixed_point_solve(p):
 def spd(rng, n):
     L = rng.standard_normal((n, n))
     return L @ L.T + n * np.eye(n)
+
+
+def optnet_case(rng, n, m=1):
+    """OptNet QP data with a known active set (half of Gz <= h) and strict complementarity.
+
+    Returns (params, re-solve on that active set, active mask, the planted solution z0).
+    """
+    p = n
+    Q, G, A = spd(rng, n), rng.standard_normal((p, n)), rng.standard_normal((m, n))
+    z0 = rng.standard_normal(n)
+    active = np.zeros(p, bool)
+    active[: p // 2] = True
+    lam0 = np.where(active, rng.uniform(0.5, 1.5, p), 0.0)
+    h = G @ z0 + np.where(active, 0.0, rng.uniform(0.5, 1.5, p))
+    q = -(Q @ z0 + G.T @ lam0 + A.T @ rng.standard_normal(m))
+    params = {"Q": Q, "q": q, "G": G, "h": h, "A": A, "b": A @ z0}
+    return params, (lambda prm: optnet_solve(prm, active)), active, z0

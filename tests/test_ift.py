@@ -12,7 +12,7 @@ from scipy.optimize import brentq
 import symift
 from symift.printing import text
 
-from catalogue import (circle_solve, eqqp_solve, fixed_point_solve, optnet_solve, ridge_solve,
+from catalogue import (circle_solve, eqqp_solve, fixed_point_solve, optnet_case, ridge_solve,
                        softmax_solve, sparsemax_solve, spd)
 from helpers import evaluate
 
@@ -219,17 +219,8 @@ def test_optnet_numeric(n):
     """Gz ≤ h on its active set: data built with a known active set and strict complementarity."""
     d = derive("optnet_qp")
     rng = np.random.default_rng(40 + n)
+    p, solve, active, z0 = optnet_case(rng, n)
     m, pp = 1, n
-    Q, G, A = spd(rng, n), rng.standard_normal((pp, n)), rng.standard_normal((m, n))
-    z0 = rng.standard_normal(n)
-    active = np.zeros(pp, bool)
-    active[: pp // 2] = True
-    lam0 = np.where(active, rng.uniform(0.5, 1.5, pp), 0.0)
-    h = G @ z0 + np.where(active, 0.0, rng.uniform(0.5, 1.5, pp))
-    nu0 = rng.standard_normal(m)
-    q = -(Q @ z0 + G.T @ lam0 + A.T @ nu0)
-    p = {"Q": Q, "q": q, "A": A, "b": A @ z0, "G": G, "h": h}
-    solve = lambda prm: optnet_solve(prm, active)  # noqa: E731
     sol = solve(p)
     np.testing.assert_allclose(sol["z"], z0, atol=1e-9)
     s = (~active).astype(float)

@@ -16,7 +16,7 @@ from jax.test_util import check_grads
 
 import symift
 
-from catalogue import (circle_solve, eqqp_solve, fixed_point_solve, optnet_solve, ridge_solve,
+from catalogue import (circle_solve, eqqp_solve, fixed_point_solve, optnet_case, ridge_solve,
                        softmax_solve, sparsemax_solve, spd)
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
@@ -29,25 +29,12 @@ def layer_of(name):
     return _LAYERS[name]
 
 
-def optnet_case(rng, n):
-    m, p = 1, n
-    Q, G, A = spd(rng, n), rng.standard_normal((p, n)), rng.standard_normal((m, n))
-    z0 = rng.standard_normal(n)
-    active = np.zeros(p, bool)
-    active[: p // 2] = True
-    lam0 = np.where(active, rng.uniform(0.5, 1.5, p), 0.0)
-    h = G @ z0 + np.where(active, 0.0, rng.uniform(0.5, 1.5, p))
-    q = -(Q @ z0 + G.T @ lam0 + A.T @ rng.standard_normal(m))
-    params = {"Q": Q, "q": q, "G": G, "h": h, "A": A, "b": A @ z0}
-    return params, (lambda prm: optnet_solve(prm, active))
-
-
 def cases(n=5):
     rng = np.random.default_rng(n)
     m = 2
     qp = {"Q": spd(rng, n), "q": rng.standard_normal(n), "A": rng.standard_normal((m, n)),
           "b": rng.standard_normal(m)}
-    optnet, optnet_ref = optnet_case(rng, n)
+    optnet, optnet_ref, _, _ = optnet_case(rng, n)
     return [
         ("softmax", {"theta": rng.standard_normal(n)}, softmax_solve, "z", ["theta"]),
         ("sparsemax", {"theta": 2 * rng.standard_normal(n)}, sparsemax_solve, "z", ["theta"]),
