@@ -73,13 +73,17 @@ class _Differential:
     def d_Add(self, e):
         return _sum([self.d(a) for a in e.args], e)
 
-    def d_Mul(self, e):
+    def product_rule(self, e, product):
+        """d(a₁⋯aₖ) = Σᵢ a₁⋯daᵢ⋯aₖ, for any product constructor (Mul, MatMul, ∘)."""
         terms = []
         for i, a in enumerate(e.args):
             da = self.d(a)
             if not is_zero(da):
-                terms.append(sp.Mul(*e.args[:i], da, *e.args[i + 1:]))
+                terms.append(product(*e.args[:i], da, *e.args[i + 1:]))
         return _sum(terms, e)
+
+    def d_Mul(self, e):
+        return self.product_rule(e, sp.Mul)
 
     def d_Pow(self, e):
         base, exp = e.args
@@ -106,24 +110,14 @@ class _Differential:
         return _sum([self.d(a) for a in e.args], e)
 
     def d_MatMul(self, e):
-        terms = []
-        for i, a in enumerate(e.args):
-            da = self.d(a)
-            if not is_zero(da):
-                terms.append(sp.MatMul(*e.args[:i], da, *e.args[i + 1:]))
-        return _sum(terms, e)
+        return self.product_rule(e, sp.MatMul)
 
     def d_Transpose(self, e):
         da = self.d(e.arg)
         return zero_like(e) if is_zero(da) else sp.Transpose(da)
 
     def d_HadamardProduct(self, e):
-        terms = []
-        for i, a in enumerate(e.args):
-            da = self.d(a)
-            if not is_zero(da):
-                terms.append(sp.HadamardProduct(*e.args[:i], da, *e.args[i + 1:]))
-        return _sum(terms, e)
+        return self.product_rule(e, sp.HadamardProduct)
 
     def d_HadamardPower(self, e):
         base, exp = e.args

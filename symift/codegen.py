@@ -151,15 +151,6 @@ class ModuleWriter:
         lines.append(f"    return {result}")
         return "\n".join(lines)
 
-    def shape_of(self, name) -> str:
-        sym = self.layout.symbols[name]
-        if not is_matrix(sym):
-            return "()"
-        return "(" + ", ".join(self._size_str(s) for s in sym.shape if s != 1 or sym.shape[1] != 1) + ",)"
-
-    def _size_str(self, s):
-        return repr(str(s))
-
     # ---- pieces
     def residual_fn(self) -> str:
         blocks = self.kkt.residual
@@ -168,9 +159,6 @@ class ModuleWriter:
         def build(em):
             return "{" + ", ".join(f"{b.name!r}: {em.vec(b.expr)}" for b in blocks) + "}"
         return self.function("residual", ["*"] + args, build, "The KKT residual F(x, θ) as named blocks.")
-
-    def unknowns_all(self):
-        return [u for u in self.d.unknowns]
 
     def constraint_fns(self) -> str:
         """h and g of each constraint, and the stationarity blocks, for the forward solver."""
@@ -252,11 +240,9 @@ class ModuleWriter:
     def newton_fn(self) -> str:
         """The structured Newton step of the forward solver (see symift.ift.NewtonSystem)."""
         ns = self.newton
-        variables = [v.name for v in self.d.problem.variables]
         ineqs = [m for m in self.kkt.multipliers if m.kind == "inequality"]
         slack_args = [f"_t_{self.py(m.name)}" for m in ineqs]
         args = ["*"] + self.params + [u for u in self.d.unknowns] + slack_args + [f"_r{k}" for k in range(len(ns.rows))]
-        del variables
 
         def build(em):
             for m, name in zip(ineqs, slack_args):
@@ -274,8 +260,6 @@ class ModuleWriter:
 
     # ---- the module
     def source(self) -> str:
-        d = self.d
-        problem = d.problem
         parts = [self.header(), RUNTIME, SOLVER, self.residual_fn(), self.constraint_fns(),
                  *self.jacobian_fns(), self.tangent_fn()]
         if self.newton is not None:

@@ -3,11 +3,11 @@ from __future__ import annotations
 
 import sympy as sp
 
-from .errors import MathError, ProblemError, SymiftError, UnsupportedError
-from .expr import Scalar, is_matrix
+from .errors import MathError, ProblemError, UnsupportedError
+from .expr import is_matrix
 from .ift import Analysis, IFTReport, Verdict
 from .kkt import build_kkt
-from .model import Problem, unparse
+from .model import Problem
 
 
 class Derivation:

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 
 import sympy as sp
 
-from .algebra import Col, Diag, Lin, Term, identity
+from .algebra import Col, Diag, Lin, Term
 from .calculus import directional
 from .calculus import jacobian_lin as jacobian
 from .errors import MathError
@@ -334,10 +334,6 @@ class Analysis(Eliminator):
             direction = sp.MatrixSymbol("d" + param.name, *param.shape)
             return out, direction
         return {row.name: -self.derivative(row, lambda e: jacobian(e, param, self.alg)) for row in self.rows}, None
-
-def identity_rhs(size) -> Lin:
-    return identity(size)
-
 
 def numeric_check(kkt: KKTSystem, values: dict, dims: dict) -> dict:
     """∂F/∂x at a concrete point: finiteness, rank and condition number.
