@@ -23,6 +23,7 @@ import sympy as sp
 from .derive import Derivation
 from .errors import UnsupportedError
 from .expr import is_matrix
+from .forward import DUAL_NEWTON, SeparableWriter, separable_dual
 from .jax import RUNTIME, Emitter, python_name
 from .model import Problem
 
@@ -117,7 +118,8 @@ class ModuleWriter:
         self.params = d.parameters
         self.unknowns = list(d.unknowns)  # every unknown, inactive multipliers included
         self.pd = {d.symbols[p.name] for p in d.problem.params if "pd" in p.attributes}
-        self.newton = newton_system(d)
+        self.separable = separable_dual(d)   # closed-form / 1-D dual forward solve, if any
+        self.newton = None if self.separable else newton_system(d)
 
     # ---- helpers
     def py(self, name):
@@ -260,10 +262,16 @@ class ModuleWriter:
 
     # ---- the module
     def source(self) -> str:
-        parts = [self.header(), RUNTIME, SOLVER, self.residual_fn(), self.constraint_fns(),
+        solver = SOLVER if self.separable is None else SOLVER[:SOLVER.index("\n\ndef _interior_point")]
+        parts = [self.header(), RUNTIME, solver, self.residual_fn(), self.constraint_fns(),
                  *self.jacobian_fns(), self.tangent_fn()]
         if self.newton is not None:
             parts.append(self.newton_fn())
+        if self.separable is not None:
+            sw = SeparableWriter(self, self.separable)
+            if self.separable.equality is not None and self.separable.dual is None:
+                parts.append(DUAL_NEWTON)
+            parts += sw.functions()
         parts += [self.solver_fn(), self.layer_fn()]
         return "\n\n\n".join(p.strip("\n") for p in parts) + "\n"
 
@@ -282,6 +290,8 @@ class ModuleWriter:
 
     def solver_fn(self) -> str:
         """The forward solve: unpack sizes, initial point, interior point / Newton, unpack."""
+        if self.separable is not None:
+            return SeparableWriter(self, self.separable).solver()
         d = self.d
         kkt = self.kkt
         variables = [v for v in d.problem.variables]

@@ -36,8 +36,9 @@ RESERVED = {"jax", "jnp", "np", "lax", "functools", "partial"}
 RUNTIME = '''
 def _row(u, v):
     """uᵀ v: a scalar for a vector v, a 1×k row for a matrix v."""
-    r = jnp.tensordot(u, v, axes=1)
-    return r[None, :] if jnp.ndim(v) == 2 else r
+    if jnp.ndim(v) == 1:  # an elementwise product and a sum: fuses on CPU, unlike a batched dot
+        return jnp.sum(u * v)
+    return jnp.tensordot(u, v, axes=1)[None, :]
 
 
 def _col(u, a):
@@ -222,6 +223,8 @@ class Emitter:
         if cols == 1 and isinstance(M, (sp.HadamardProduct, sp.HadamardPower, ElementwiseApplyFunction)):
             code = self.tmp(self.elementwise(M), "v")
             return code if v == ONE else f"_col({code}, {v})"
+        if rows == 1 and isinstance(M, (sp.HadamardProduct, sp.HadamardPower, ElementwiseApplyFunction)):
+            return f"_row({self.vec(_elementwise_column(M))}, {v})"   # (z∘z)ᵀ v without a matrix
         raise UnsupportedError(f"no JAX translation for {type(M).__name__}: {M}")
 
     def elementwise(self, e) -> str:
@@ -345,3 +348,12 @@ def jacobian_function(derivation, var: str, param: str):
 
     jacobian.__doc__ = fn.__doc__
     return jacobian
+
+
+def _elementwise_column(M):
+    """The column vector whose transpose is the elementwise row expression M."""
+    if isinstance(M, sp.HadamardProduct):
+        return sp.HadamardProduct(*[a.T for a in M.args])
+    if isinstance(M, sp.HadamardPower):
+        return sp.HadamardPower(M.base.T, M.exp)
+    return ElementwiseApplyFunction(M.function, M.expr.T)

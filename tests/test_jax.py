@@ -140,12 +140,15 @@ def test_float32_runs():
     np.testing.assert_allclose(J, np.diag(z) - np.outer(z, z), atol=1e-4)
 
 
-def test_non_convergence_is_reported():
-    d = symift.load(EXAMPLES / "softmax.ift")
-    layer = symift.compile(d, maxiter=2)
+@pytest.mark.parametrize("name", ["sparsemax", "optnet_qp"])
+def test_non_convergence_is_reported(name):
+    """Too few iterations of the dual Newton method (sparsemax) or of the interior point (QP)."""
+    layer = symift.compile(symift.load(EXAMPLES / f"{name}.ift"), maxiter=1)
+    params, *_ = optnet_case(np.random.default_rng(3), 6, m=2) if name == "optnet_qp" else \
+        ({"theta": jnp.asarray([0.1, 2.0, -1.0, 1.9, 0.3])},)
     with pytest.raises(symift.MathError, match="did not converge"):
-        layer(theta=jnp.asarray([0.1, 2.0, -1.0]))
-    out = jax.jit(lambda t: layer(theta=t))(jnp.asarray([0.1, 2.0, -1.0]))
+        layer(**params)
+    out = jax.jit(lambda p: layer(**p))(params)
     assert not bool(out["converged"])
 
 
@@ -169,13 +172,20 @@ def test_layer_rejects_wrong_arguments():
 def test_structure_is_kept_in_generated_code():
     """diag(z) − zzᵀ applied to a vector is O(n): no n×n matrix in the tangent code."""
     src = layer_of("softmax").source
-    tangent = src[src.index("def _tangents"):src.index("def _solve")]
+    start = src.index("def _tangents")
+    tangent = src[start:src.index("\n\n\ndef ", start)]
     assert "jnp.eye" not in tangent and "_diag(z, t_theta)" in tangent and "_row(z, t_theta)" in tangent
     qp = layer_of("eqqp").source
     assert "cho_factor(Q)" in qp and "jnp.linalg.inv" not in qp
-    # the forward solver's Newton step comes from the block elimination: O(n) for softmax
-    step = src[src.index("def _newton_direction"):src.index("def _solve")]
-    assert "jnp.eye" not in step and "lu_factor" not in step and "maxiter, direction)" in src
+    # softmax's forward is the dual reduction in closed form: log-sum-exp, no iterations
+    assert "jnp.max(" in src and "_interior_point(F" not in src and "_dual_newton(h" not in src
+    # an interior-point Newton step comes from the block elimination: O(n) for a separable
+    # problem whose x(ν) = 1/(θ + ν) is not defined for every ν
+    barrier = symift.compile(symift.parse(
+        "dim n\nparam theta[n]\nvar z[n] > 0\nminimize dot(theta, z) - sum(log(z))\n"
+        "subject to\n    nu: sum(z) == 1\n")).source
+    step = barrier[barrier.index("def _newton_direction"):barrier.index("def _solve")]
+    assert "jnp.eye" not in step and "lu_factor" not in step and "maxiter, direction)" in barrier
 
 
 def test_newton_step_is_the_reduced_kkt_system():

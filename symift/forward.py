@@ -1,0 +1,373 @@
+"""Forward solves found symbolically: the dual reduction of separable problems.
+
+For a problem  min Σᵢ φ(xᵢ; θᵢ)  s.t.  aᵀx = b,  l ≤ x ≤ u  with φ strictly convex in xᵢ,
+stationarity is elementwise,
+
+    φ'(xᵢ; θᵢ) + aᵢ ν − λᵢˡ + λᵢᵘ = 0,
+
+so symift solves  φ'(xᵢ) + aᵢν = 0  for xᵢ with sympy (xᵢ = ψ(ν)) and clips it to the bounds:
+x(ν) = clip(ψ(ν), l, u).  What is left is one scalar equation in ν, the dual equation
+
+    h(ν) = aᵀx(ν) − b = 0,        h'(ν) = −Σᵢ aᵢ² / φ''(xᵢ) ≤ 0  (free i only),
+
+which is nonincreasing, so a safeguarded Newton method solves it in a few O(n) steps
+(semismooth Newton for sparsemax).  When ν enters multiplicatively, x(ν) = c ∘ q(ν), the dual
+equation is q(ν)·(aᵀc) = b and sympy solves it too: softmax becomes
+ν = log 1ᵀexp(θ − 1), z = exp(θ − 1 − ν), computed with a max-shift (log-sum-exp) so that
+large scores do not overflow.  The multipliers of the bounds are read off stationarity and the
+active-set indicators off the clip.  Problems outside this class use the interior point.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import sympy as sp
+from sympy.matrices.expressions.applyfunc import ElementwiseApplyFunction
+from sympy.matrices.expressions.matexpr import MatrixExpr
+
+from .calculus import jacobian
+from .expr import is_matrix
+
+
+class NotSeparable(Exception):
+    """The problem is outside the dual-reduction class (the interior point is used)."""
+
+
+@dataclass(frozen=True)
+class Bound:
+    """x ≥ value (sign −1, g = value − x) or x ≤ value (sign +1, g = x − value)."""
+
+    multiplier: str
+    sign: int
+    value: sp.Expr           # scalar template over the opaque symbols
+
+
+@dataclass(frozen=True)
+class SeparableDual:
+    """The symbolic forward solve of a separable problem (see the module docstring)."""
+
+    variable: str
+    xi: sp.Symbol                    # the scalar stand-in for xᵢ
+    opaque: dict                     # scalar symbol -> x-free vector expression it stands for
+    primal: sp.Expr                  # ψ(ν): xᵢ before clipping
+    nu: sp.Symbol | None             # the equality multiplier (scalar), if any
+    equality: object                 # its kkt Multiplier, if any
+    bounds: tuple                    # Bound, ...
+    inactive: tuple                  # multipliers that are zero at the solution
+    dual: sp.Expr | None             # closed-form ν in terms of logw = log(w), w = −h(0)/(aᵀc)
+    logw: sp.Symbol
+    exponent: sp.Expr | None         # e when c = exp(e) (stable log-sum-exp of aᵀc)
+
+
+class _Scalarizer:
+    """An elementwise vector expression in x as the scalar expression of its i-th entry."""
+
+    def __init__(self, x, xi, transparent: set, zero: set, signs: dict):
+        self.x, self.xi = x, xi
+        self.signs = signs               # vector parameter -> sympy assumptions (``> 0``)
+        self.transparent = transparent   # scalars to keep (the multiplier ν)
+        self.zero = zero                 # vectors that are 0 here (bound and inactive multipliers)
+        self.opaque: dict = {}           # vector expression -> scalar symbol
+
+    def symbol_for(self, e):
+        if e not in self.opaque:
+            self.opaque[e] = sp.Dummy(f"o{len(self.opaque)}", real=True, **self.signs.get(e, {}))
+        return self.opaque[e]
+
+    def __call__(self, e):
+        if not isinstance(e, MatrixExpr):
+            if self.x in e.free_symbols:
+                raise NotSeparable("a reduction of x couples its entries")
+            return e
+        if e in self.zero or isinstance(e, sp.ZeroMatrix):
+            return sp.S.Zero
+        if e == self.x:
+            return self.xi
+        if e.shape[1] != 1:
+            raise NotSeparable("a matrix-valued term")
+        if isinstance(e, sp.OneMatrix):
+            return sp.S.One
+        if not (e.free_symbols & ({self.x} | self.transparent | self.zero)):
+            return self.symbol_for(e)
+        if isinstance(e, sp.MatAdd):
+            return sp.Add(*[self(a) for a in e.args])
+        if isinstance(e, sp.MatMul):
+            mats = [a for a in e.args if isinstance(a, MatrixExpr)]
+            scalars = [a for a in e.args if not isinstance(a, MatrixExpr)]
+            if len(mats) != 1:
+                raise NotSeparable("a matrix product couples the entries of x")
+            return sp.Mul(*[self(a) for a in scalars]) * self(mats[0])
+        if isinstance(e, sp.HadamardProduct):
+            return sp.Mul(*[self(a) for a in e.args])
+        if isinstance(e, sp.HadamardPower):
+            return self(e.base) ** e.exp
+        if isinstance(e, ElementwiseApplyFunction):
+            return e.function(self(e.expr))
+        raise NotSeparable(f"{type(e).__name__} is not elementwise")
+
+
+def separable_dual(d) -> SeparableDual | None:
+    """The dual reduction of a derivation, or None when the problem is outside its class."""
+    try:
+        return _reduce(d)
+    except (NotSeparable, NotImplementedError, TypeError, ValueError):
+        return None
+
+
+def _reduce(d) -> SeparableDual:
+    kkt = d._kkt
+    variables = d.problem.variables
+    if kkt.objective is None or len(variables) != 1:
+        raise NotSeparable("one vector variable with an objective")
+    var = variables[0]
+    x = d.symbols[var.name]
+    if not is_matrix(x) or x.shape[1] != 1:
+        raise NotSeparable("a vector variable")
+    eqs = [m for m in kkt.multipliers if m.kind == "equality"]
+    ineqs = [m for m in kkt.multipliers if m.kind == "inequality"]
+    if len(eqs) > 1 or any(is_matrix(m.symbol) for m in eqs):
+        raise NotSeparable("at most one scalar equality")
+    inactive = tuple(m.name for m in ineqs if m.name in d.analysis.inactive)
+    xi = sp.Symbol(f"{var.name}_i", real=True, positive=True if var.positive else None)
+    nu = eqs[0].symbol if eqs else None
+    zero = {m.symbol for m in ineqs}
+    signs = {d.symbols[p.name]: {">0": {"positive": True}, ">=0": {"nonnegative": True}}[p.sign]
+             for p in d.problem.params if p.sign in (">0", ">=0")}
+    sc = _Scalarizer(x, xi, {nu} if nu is not None else set(), zero, signs)
+
+    bounds = []
+    for m in ineqs:
+        if m.name in inactive:
+            continue
+        if not is_matrix(m.function):
+            raise NotSeparable("a scalar inequality")
+        g = sc(m.function)
+        sign = sp.diff(g, xi)
+        if sign not in (1, -1) or xi in (g - sign * xi).free_symbols:
+            raise NotSeparable("an inequality that is not a bound on x")
+        bounds.append(Bound(m.name, int(sign), sp.expand(-sign * (g - sign * xi))))
+
+    if len({b.sign for b in bounds}) < len(bounds):
+        raise NotSeparable("two bounds on the same side of x")
+    (stationarity,) = [b for b in kkt.residual if b.kind == "stationarity"]
+    stat = sc(stationarity.expr)
+    if not sp.diff(stat, xi).is_positive:   # φ'' > 0: one solution, and clipping is the projection
+        raise NotSeparable("the objective is not provably strictly convex in each entry")
+    solutions = sp.solve(stat, xi, dict=False)
+    if len(solutions) != 1 or solutions[0].has(sp.I, sp.Piecewise, sp.LambertW):
+        raise NotSeparable("stationarity has no unique closed-form solution")
+    primal = solutions[0]
+    if sp.simplify(stat.subs(xi, primal)) != 0:
+        raise NotSeparable("sympy's solution does not satisfy stationarity")
+    # ψ must be real for every ν (and positive for a '> 0' variable unless a bound clips it), so
+    # that the dual equation is defined on the whole line the Newton method searches
+    if not primal.is_real or (var.positive and not bounds and not primal.is_positive):
+        raise NotSeparable("x(ν) is not defined for every ν")
+    if eqs:
+        h = eqs[0].function
+        if x in jacobian(h, x).free_symbols:
+            raise NotSeparable("the equality is not linear in x")
+        if nu not in primal.free_symbols:
+            raise NotSeparable("x does not depend on the equality multiplier")
+    logw = sp.Symbol("logw", real=True)
+    dual, exponent = None, None
+    if eqs and not bounds:
+        dual, exponent = _closed_form_dual(primal, nu, logw)
+    return SeparableDual(var.name, xi, {s: e for e, s in sc.opaque.items()}, primal, nu,
+                         eqs[0] if eqs else None, tuple(bounds), inactive, dual, logw, exponent)
+
+
+def _closed_form_dual(primal, nu, logw):
+    """ν solving q(ν)·(aᵀc) = b when ψ(ν) = c·q(ν); with w = b/(aᵀc), in terms of log w."""
+    c = primal.subs(nu, 0)
+    if c == 0:
+        return None, None
+    q = sp.simplify(primal / c)
+    if q.free_symbols != {nu}:
+        return None, None
+    w = sp.Symbol("w", positive=True)
+    roots = [r for r in sp.solve(sp.Eq(q, w), nu) if not r.has(sp.I)]
+    if len(roots) != 1:
+        return None, None
+    dual = sp.expand_log(roots[0].subs(w, sp.exp(logw)), force=True)
+    exponent = sp.expand(c.args[0]) if isinstance(c, sp.exp) else None
+    return dual, exponent
+
+
+# --------------------------------------------------------------------------- generated code
+DUAL_NEWTON = '''
+def _dual_newton(h, nu0, tol, maxiter):
+    """Safeguarded Newton on a nonincreasing scalar equation h(nu) = 0 (the separable dual).
+
+    A Newton step nu - h/h' is taken when it stays inside the bracket [lo, hi] of sign changes
+    seen so far; otherwise the bracket is bisected, or grown by doubling while a side is open.
+    Returns (nu, |h(nu)|, iterations).
+    """
+    def value(nu):
+        r, dr = jax.jvp(h, (nu,), (jnp.ones_like(nu),))
+        return r, dr
+
+    def step(state):
+        nu, r, dr, lo, hi, width, k = state
+        lo = jnp.where(r > 0, nu, lo)
+        hi = jnp.where(r < 0, nu, hi)
+        newton = nu - r / jnp.where(dr < 0, dr, -jnp.inf)
+        inside = (newton > lo) & (newton < hi) & (dr < 0)
+        bracketed = jnp.isfinite(lo) & jnp.isfinite(hi)
+        grown = jnp.where(r > 0, nu + width, nu - width)
+        nu = jnp.where(inside, newton, jnp.where(bracketed, 0.5 * (lo + hi), grown))
+        width = jnp.where(inside | bracketed, width, 2 * width)
+        r, dr = value(nu)
+        return nu, r, dr, lo, hi, width, k + 1
+
+    def cont(state):
+        nu, r, dr, lo, hi, width, k = state
+        stalled = hi - lo <= 4 * jnp.finfo(nu.dtype).eps * (1 + jnp.abs(nu))
+        return (k < maxiter) & (jnp.abs(r) > tol) & ~stalled & jnp.isfinite(r)
+
+    r0, dr0 = value(nu0)
+    inf = jnp.asarray(jnp.inf, nu0.dtype)
+    nu, r, _, _, _, _, k = lax.while_loop(cont, step, (nu0, r0, dr0, -inf, inf, jnp.ones_like(nu0), 0))
+    return nu, jnp.abs(r), k
+'''
+
+
+class SeparableWriter:
+    """Writes the forward solve of a :class:`SeparableDual` into a generated module."""
+
+    def __init__(self, writer, plan: SeparableDual):
+        self.w, self.plan = writer, plan
+        self.d = writer.d
+        self.x = self.d.symbols[plan.variable]
+        self.params = writer.params
+
+    def _bind_opaque(self, em):
+        for s, e in self.plan.opaque.items():
+            em.names[s] = em.vec(e)
+
+    def _full(self, em, code):
+        """A template value broadcast to the shape of x."""
+        return f"jnp.broadcast_to({code}, ({em.size(self.x.shape[0])},))"
+
+    def functions(self) -> list:
+        """``_separable`` (ψ(ν) and the bounds), ``_dual_equality`` h(x), ``_dual`` (closed form)."""
+        plan, w = self.plan, self.w
+        nu = [plan.equality.name] if plan.equality is not None else []
+
+        def separable(em):
+            self._bind_opaque(em)
+            u = em.tmp(self._full(em, em.scalar(plan.primal)), "u")
+            lo = [em.scalar(b.value) for b in plan.bounds if b.sign < 0]
+            hi = [em.scalar(b.value) for b in plan.bounds if b.sign > 0]
+            lower, upper = (lo or ["-jnp.inf"])[0], (hi or ["jnp.inf"])[0]
+            return (f"{u}, {self._full(em, f'jnp.asarray({lower}, {u}.dtype)')}, "
+                    f"{self._full(em, f'jnp.asarray({upper}, {u}.dtype)')}")
+        out = [w.function("_separable", ["*"] + self.params + nu, separable,
+                          "x(ν) before clipping (stationarity solved for xᵢ) and the bounds on x.")]
+        if plan.equality is None:
+            return out
+
+        def equality(em):
+            return em.vec(plan.equality.function)
+        out.append(w.function("_dual_equality", ["*"] + self.params + [plan.variable], equality,
+                              "The equality constraint h(x) (= aᵀx − b)."))
+        if plan.dual is None:
+            return out
+
+        def dual(em):
+            self._bind_opaque(em)
+            pargs = ", ".join(f"{w.py(p)}={w.py(p)}" for p in self.params)
+            xs = w.py(plan.variable)
+            # x = c∘q(ν*) and q(ν*) = w, so x = c·w: no second pass over x through ν
+            if plan.exponent is not None:   # c = exp(e): aᵀc with a max shift (log-sum-exp)
+                e = em.tmp(self._full(em, em.scalar(plan.exponent)), "e")
+                shift = em.tmp(f"jnp.max({e})", "m")
+                c = em.tmp(f"jnp.exp({e} - {shift})", "c")
+                h0 = em.tmp(f"_dual_equality({pargs}, {xs}=jnp.zeros_like({e}))", "h")
+                logr = f"({shift} + jnp.log(_dual_equality({pargs}, {xs}={c}) - {h0}))"
+                logw = em.tmp(f"jnp.log(-{h0}) - {logr}", "logw")
+                x = f"{c} * jnp.exp({shift} + {logw})"
+            else:
+                c = em.tmp(self._full(em, em.scalar(plan.primal.subs(plan.nu, 0))), "c")
+                h0 = em.tmp(f"_dual_equality({pargs}, {xs}=jnp.zeros_like({c}))", "h")
+                logr = f"jnp.log(_dual_equality({pargs}, {xs}={c}) - {h0})"
+                logw = em.tmp(f"jnp.log(-{h0}) - {logr}", "logw")
+                x = f"{c} * jnp.exp({logw})"
+            return f"{em.scalar(plan.dual, extra={plan.logw: logw})}, {x}"
+        out.append(w.function("_dual", ["*"] + self.params, dual,
+                              "The equality multiplier ν and x = c·q(ν) in closed form (the dual equation solved by sympy)."))
+        return out
+
+    def solver(self) -> str:
+        """``_solve``: the dual solve, x = clip(ψ(ν)), multipliers, indicators and the residual."""
+        plan, w, d = self.plan, self.w, self.d
+        py = w.py
+        em = w.emitter()
+        pargs = ", ".join(f"{py(p)}={py(p)}" for p in self.params)
+        xs = py(plan.variable)
+        lines = [f"def _solve({', '.join(py(p) for p in self.params)}, tol, maxiter):",
+                 '    """Forward solve by the dual reduction: unknowns, indicators, residual."""']
+        lines += w.dims_code(em, self.params)
+        lines.append("    dtype = jnp.result_type(" + ", ".join(["float"] + [py(p) for p in self.params]) + ")")
+        values = {}
+        if plan.equality is None:
+            lines.append(f"    u, lo, hi = _separable({pargs})")
+        else:
+            nus = py(plan.equality.name)
+            if plan.dual is not None:
+                lines.append(f"    {nus}, {xs} = _dual({pargs})")
+            else:
+                lines += ["",
+                          f"    def h({nus}):",
+                          f"        u, lo, hi = _separable({pargs}, {nus}={nus})",
+                          f"        return _dual_equality({pargs}, {xs}=jnp.clip(u, lo, hi))",
+                          "",
+                          f"    {nus}, _, _ = _dual_newton(h, jnp.zeros((), dtype), tol, maxiter)"]
+                lines.append(f"    u, lo, hi = _separable({pargs}, {nus}={nus})")
+            values[plan.equality.name] = nus
+        if plan.dual is None:
+            lines.append(f"    {xs} = jnp.clip(u, lo, hi)")
+        values[plan.variable] = xs
+        ineqs = [m for m in w.kkt.multipliers if m.kind == "inequality"]
+        zeros = {}
+        for m in ineqs:
+            size = em.size(m.symbol.shape[0])
+            zeros[m.name] = f"jnp.zeros(({size},), dtype)"
+        margs = ", ".join(f"{py(m.name)}={zeros[m.name]}" for m in ineqs)
+        eq_args = ", ".join(a for a in (pargs, f"{xs}={xs}",
+                                        f"{py(plan.equality.name)}={py(plan.equality.name)}" if plan.equality else "",
+                                        margs) if a)
+        lines.append(f"    eqs = _equations({eq_args})")
+        if plan.bounds:
+            lines.append("    stat = eqs[0]")
+        parts = []
+        inds = {}
+        for b in plan.bounds:
+            lam = py(b.multiplier)
+            active = "u < lo" if b.sign < 0 else "u > hi"
+            lines.append(f"    {lam}_active = {active}")
+            # stationarity ∇f + aν + σλ = 0 gives λ = −σ·(∇f + aν) on the active set
+            lines.append(f"    {lam} = jnp.where({lam}_active, {'stat' if b.sign < 0 else '-stat'}, 0.0)")
+            values[b.multiplier] = lam
+            parts.append(f"jnp.maximum(-{lam}, 0.0)")
+            if b.multiplier in d.analysis.indicators:
+                inds[b.multiplier] = f"jnp.where({lam}_active, 0.0, 1.0).astype(dtype)"
+        for name in plan.inactive:
+            values[name] = zeros[name]
+        # x = ψ(ν) solves stationarity identically (checked symbolically), so what can fail is
+        # the dual equation h = 0, the signs of the bound multipliers, and overflow
+        finite = f"jnp.all(jnp.isfinite({xs}))" + (f" & jnp.isfinite({py(plan.equality.name)})"
+                                                  if plan.equality is not None else "")
+        parts.insert(0, f"jnp.where({finite}, 0.0, jnp.inf)")
+        if plan.equality is not None:
+            parts.append("eqs[1]")
+        if ineqs:
+            lines.append(f"    gs = _inequalities({pargs}, {xs}={xs})")
+            parts += [f"jnp.maximum(gs[{k}], 0.0)" for k in range(len(ineqs))]
+        # the KKT residual at the returned point: a failed solve is flagged, never a quiet number
+        lines.append("    res = jnp.max(jnp.stack([jnp.max(jnp.abs(p), initial=0.0) for p in ("
+                     + ", ".join(parts) + ",)]))")
+        outs = [values[u] for u in w.unknowns]
+        outs += [inds[m.name] for m in ineqs if m.name in d.analysis.indicators]
+        lines.append("    return (" + ", ".join(outs + ["res"]) + ")")
+        return "\n".join(lines)

@@ -1,0 +1,218 @@
+"""The dual-reduction forward solve of separable problems (symift/forward.py).
+
+Each problem is checked against a reference solver written independently (closed forms, sort,
+scipy root finding), its multipliers against stationarity, and its layer's gradients against
+central finite differences of re-solves and against jacfwd = jacrev.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from scipy.optimize import brentq
+
+import symift
+from symift.derive import Derivation
+from symift.forward import separable_dual
+
+from catalogue import sparsemax_solve
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+
+CAPPED = """dim n
+param theta[n]
+param k > 0
+var z[n]
+minimize 0.5 * sumsq(z - theta)     # projection onto the capped simplex
+subject to
+    nu: sum(z) == k
+    lo: z >= 0
+    hi: z <= 1
+"""
+WEIGHTED_ENTROPY = """dim n
+param theta[n]
+param a[n] > 0
+var z[n] > 0
+maximize dot(theta, z) + entropy(z)
+subject to
+    nu: dot(a, z) == 1
+    lam: z >= 0
+"""
+SCALED_ENTROPY = """dim n
+param theta[n]
+param b > 0
+var z[n] > 0
+maximize dot(theta, z) + entropy(z)
+subject to
+    nu: sum(z) == b
+"""
+DIAGONAL_QP = """dim n
+param theta[n]
+param w[n] > 0
+var z[n]
+minimize 0.5 * dot(w, z * z) - dot(theta, z)
+subject to
+    nu: sum(z) == 1
+"""
+RELU = """dim n
+param theta[n]
+var z[n]
+minimize 0.5 * sumsq(z - theta)
+subject to
+    lam: z >= 0
+"""
+LOG_BARRIER = """dim n
+param theta[n]
+var z[n] > 0
+minimize dot(theta, z) - sum(log(z))
+subject to
+    nu: sum(z) == 1
+"""
+
+
+def plan_of(text):
+    return separable_dual(Derivation(symift.parse(text)))
+
+
+def layer_of(text):
+    return symift.compile(symift.parse(text))
+
+
+# ---------------------------------------------------------------- which problems reduce
+def test_reduction_class_of_the_examples():
+    plans = {f.stem: separable_dual(Derivation(symift.load(f))) for f in EXAMPLES.glob("*.ift")}
+    assert plans["softmax"] is not None and plans["softmax"].dual is not None
+    assert [b.multiplier for b in plans["sparsemax"].bounds] == ["lam"]
+    assert plans["sparsemax"].dual is None                # clipped: solved by Newton on ν
+    for name in ("ridge", "eqqp", "optnet_qp", "circle", "fixed_point"):
+        assert plans[name] is None, name                  # the interior point / Newton is used
+    assert "_dual_newton" not in symift.codegen(symift.load(EXAMPLES / "softmax.ift"))
+    assert "_interior_point(F" not in symift.codegen(symift.load(EXAMPLES / "sparsemax.ift"))
+
+
+def test_softmax_dual_is_found_in_closed_form():
+    """ν = log 1ᵀexp(θ − 1): with w = 1/(1ᵀexp(θ − 1)), sympy gives ν = −log w."""
+    plan = separable_dual(Derivation(symift.load(EXAMPLES / "softmax.ift")))
+    assert plan.dual == -plan.logw
+    assert plan.exponent is not None and plan.inactive == ("lam",)
+
+
+def test_x_of_nu_must_be_defined_everywhere():
+    """z = 1/(θ + ν) is positive only for ν > −min θ: the reduction is refused, the IP is used."""
+    assert plan_of(LOG_BARRIER) is None
+    theta = np.array([0.3, 1.0, 2.0, -0.5])
+    z = layer_of(LOG_BARRIER)(theta=theta)["z"]
+    nu = brentq(lambda v: np.sum(1 / (theta + v)) - 1, -theta.min() + 1e-12, 100)
+    np.testing.assert_allclose(z, 1 / (theta + nu), atol=1e-8)
+
+
+# ---------------------------------------------------------------- forward values
+def test_softmax_forward_does_not_overflow():
+    layer = symift.compile(symift.load(EXAMPLES / "softmax.ift"))
+    theta = jnp.asarray([1000.0, 999.0, -1000.0, 0.0, 998.5])
+    out = layer(theta=theta)
+    np.testing.assert_allclose(out["z"], jax.nn.softmax(theta), rtol=1e-12, atol=1e-300)
+    np.testing.assert_allclose(out["nu"], jax.nn.logsumexp(theta) - 1, rtol=1e-14)
+    assert bool(out["converged"]) and float(out["residual"]) < 1e-10
+    np.testing.assert_array_equal(out["lam"], 0.0)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_sparsemax_forward_matches_sort(seed):
+    rng = np.random.default_rng(seed)
+    n = [1, 2, 7, 50, 1000, 3][seed]
+    theta = rng.standard_normal(n) * [1, 5, 0.1, 3, 1, 1][seed]
+    if seed == 5:
+        theta = np.array([0.5, 0.5, 0.5])               # ties
+    out = symift.compile(symift.load(EXAMPLES / "sparsemax.ift"))(theta=theta)
+    z = sparsemax_solve({"theta": theta})["z"]
+    np.testing.assert_allclose(out["z"], z, atol=1e-12)
+    # stationarity z − θ + ν − λ = 0 with λ ≥ 0 and λ∘z = 0; s marks the support
+    np.testing.assert_allclose(out["z"] - theta + out["nu"] - out["lam"], 0, atol=1e-12)
+    assert np.all(out["lam"] >= 0) and np.all(out["lam"] * out["z"] == 0)
+    np.testing.assert_array_equal(out["s"], (z > 0).astype(float))
+
+
+def capped_reference(theta, k):
+    nu = brentq(lambda v: np.clip(theta - v, 0, 1).sum() - k, theta.min() - 2, theta.max() + 2,
+                xtol=1e-15)
+    return np.clip(theta - nu, 0, 1)
+
+
+def test_capped_simplex_two_bounds():
+    rng = np.random.default_rng(7)
+    theta, k = 2 * rng.standard_normal(12), 3.0
+    layer = layer_of(CAPPED)
+    out = layer(theta=theta, k=k)
+    z = capped_reference(theta, k)
+    np.testing.assert_allclose(out["z"], z, atol=1e-11)
+    assert 0 < np.sum(out["lo"] > 0) and 0 < np.sum(out["hi"] > 0)     # both bounds active somewhere
+    np.testing.assert_allclose(out["z"] - theta + out["nu"] - out["lo"] + out["hi"], 0, atol=1e-11)
+    # gradients: jacfwd = jacrev = central differences of the reference re-solve
+    f = lambda t: layer(theta=t, k=k)["z"]  # noqa: E731
+    J = jax.jacfwd(f)(jnp.asarray(theta))
+    np.testing.assert_allclose(J, jax.jacrev(f)(jnp.asarray(theta)), atol=1e-12)
+    eps = 1e-6
+    fd = np.stack([(capped_reference(theta + eps * e, k) - capped_reference(theta - eps * e, k)) / (2 * eps)
+                   for e in np.eye(len(theta))], axis=1)
+    np.testing.assert_allclose(J, fd, atol=1e-6)
+    dk = jax.jacfwd(lambda kk: layer(theta=theta, k=kk)["z"])(k)
+    np.testing.assert_allclose(dk, (capped_reference(theta, k + eps) - capped_reference(theta, k - eps)) / (2 * eps),
+                               atol=1e-6)
+
+
+def test_weighted_entropy_newton_on_a_smooth_dual():
+    """Σ aᵢ exp(θᵢ − 1 − aᵢν) = 1: ν is not multiplicative, the safeguarded Newton solves it."""
+    rng = np.random.default_rng(8)
+    theta, a = rng.standard_normal(9), rng.uniform(0.5, 2.0, 9)
+    plan = plan_of(WEIGHTED_ENTROPY)
+    assert plan is not None and plan.dual is None
+    layer = layer_of(WEIGHTED_ENTROPY)
+    out = layer(theta=theta, a=a)
+    nu = brentq(lambda v: a @ np.exp(theta - 1 - a * v) - 1, -50, 50, xtol=1e-15)
+    np.testing.assert_allclose(out["nu"], nu, atol=1e-10)
+    np.testing.assert_allclose(out["z"], np.exp(theta - 1 - a * nu), atol=1e-10)
+    f = lambda t, aa: layer(theta=t, a=aa)["z"]  # noqa: E731
+    for arg in (0, 1):
+        J = jax.jacfwd(f, argnums=arg)(theta, a)
+        np.testing.assert_allclose(J, jax.jacrev(f, argnums=arg)(theta, a), atol=1e-12)
+        eps, base = 1e-6, [theta, a]
+        cols = []
+        for e in np.eye(9):
+            plus, minus = list(base), list(base)
+            plus[arg], minus[arg] = base[arg] + eps * e, base[arg] - eps * e
+            cols.append((np.asarray(f(*plus)) - np.asarray(f(*minus))) / (2 * eps))
+        np.testing.assert_allclose(J, np.stack(cols, axis=1), atol=1e-7)
+
+
+def test_scaled_simplex_closed_form_uses_the_right_hand_side():
+    theta = np.array([0.2, -1.0, 3.0])
+    out = layer_of(SCALED_ENTROPY)(theta=theta, b=2.5)
+    np.testing.assert_allclose(out["z"], 2.5 * np.exp(theta) / np.exp(theta).sum(), rtol=1e-13)
+    with pytest.raises(symift.SymiftError):   # b ≤ 0 has no solution: log(−h(0)) is NaN → flagged
+        layer_of(SCALED_ENTROPY)(theta=theta, b=-1.0)
+
+
+def test_diagonal_qp_and_relu():
+    rng = np.random.default_rng(9)
+    theta, w = rng.standard_normal(6), rng.uniform(0.5, 3.0, 6)
+    out = layer_of(DIAGONAL_QP)(theta=theta, w=w)
+    nu = (np.sum(theta / w) - 1) / np.sum(1 / w)
+    np.testing.assert_allclose(out["z"], (theta - nu) / w, atol=1e-12)
+    relu = layer_of(RELU)
+    out = relu(theta=theta)
+    np.testing.assert_allclose(out["z"], np.maximum(theta, 0), atol=0)
+    J = jax.jacrev(lambda t: relu(theta=t)["z"])(jnp.asarray(theta))
+    np.testing.assert_allclose(J, np.diag((theta > 0).astype(float)), atol=0)
+
+
+def test_float32_and_vmap():
+    layer = symift.compile(symift.load(EXAMPLES / "sparsemax.ift"))
+    thetas = np.random.default_rng(10).standard_normal((16, 20)).astype(np.float32)
+    out = jax.jit(jax.vmap(lambda t: layer(theta=t)))(jnp.asarray(thetas))
+    assert out["z"].dtype == jnp.float32 and bool(jnp.all(out["converged"]))
+    ref = np.stack([sparsemax_solve({"theta": t.astype(float)})["z"] for t in thetas])
+    np.testing.assert_allclose(out["z"], ref, atol=1e-5)
