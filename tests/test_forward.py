@@ -12,13 +12,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from catalogue import sparsemax_solve
 from scipy.optimize import brentq
 
 import symift
 from symift.derive import Derivation
 from symift.forward import separable_dual
-
-from catalogue import sparsemax_solve
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 
@@ -152,7 +151,7 @@ def test_capped_simplex_two_bounds():
     assert 0 < np.sum(out["lo"] > 0) and 0 < np.sum(out["hi"] > 0)     # both bounds active somewhere
     np.testing.assert_allclose(out["z"] - theta + out["nu"] - out["lo"] + out["hi"], 0, atol=1e-11)
     # gradients: jacfwd = jacrev = central differences of the reference re-solve
-    f = lambda t: layer(theta=t, k=k)["z"]  # noqa: E731
+    f = lambda t: layer(theta=t, k=k)["z"]
     J = jax.jacfwd(f)(jnp.asarray(theta))
     np.testing.assert_allclose(J, jax.jacrev(f)(jnp.asarray(theta)), atol=1e-12)
     eps = 1e-6
@@ -175,7 +174,7 @@ def test_weighted_entropy_newton_on_a_smooth_dual():
     nu = brentq(lambda v: a @ np.exp(theta - 1 - a * v) - 1, -50, 50, xtol=1e-15)
     np.testing.assert_allclose(out["nu"], nu, atol=1e-10)
     np.testing.assert_allclose(out["z"], np.exp(theta - 1 - a * nu), atol=1e-10)
-    f = lambda t, aa: layer(theta=t, a=aa)["z"]  # noqa: E731
+    f = lambda t, aa: layer(theta=t, a=aa)["z"]
     for arg in (0, 1):
         J = jax.jacfwd(f, argnums=arg)(theta, a)
         np.testing.assert_allclose(J, jax.jacrev(f, argnums=arg)(theta, a), atol=1e-12)
