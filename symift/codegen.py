@@ -247,6 +247,8 @@ class ModuleWriter:
         args = ["*"] + self.params + [u for u in self.d.unknowns] + slack_args + [f"_r{k}" for k in range(len(ns.rows))]
 
         def build(em):
+            # interior-point iterates keep multipliers and slacks > 0: Q + Gᵀdiag(λ/t)G is pd
+            em.positive |= {ns.slacks[m.name] for m in ineqs} | {m.symbol for m in ineqs}
             for m, name in zip(ineqs, slack_args):
                 em.names[ns.slacks[m.name]] = name
             for k, r in enumerate(ns.rows):
@@ -273,7 +275,11 @@ class ModuleWriter:
                 parts.append(DUAL_NEWTON)
             parts += sw.functions()
         parts += [self.solver_fn(), self.layer_fn()]
-        return "\n\n\n".join(p.strip("\n") for p in parts) + "\n"
+        text = "\n\n\n".join(p.strip("\n") for p in parts) + "\n"
+        for name, line in (("np", "import numpy as np\n"), ("lax", "from jax import lax\n")):
+            if not re.search(rf"(?<![\w.]){name}\.", text):  # a closed-form forward needs neither
+                text = text.replace(line, "", 1)
+        return text
 
     def header(self) -> str:
         d = self.d

@@ -89,6 +89,7 @@ class Emitter:
     def __init__(self, names: dict, pd: set = frozenset(), indent: str = "    "):
         self.names = dict(names)      # sympy symbol (Symbol / MatrixSymbol / Dummy) -> code
         self.pd = set(pd)             # MatrixSymbols declared positive definite
+        self.positive: set = set()    # vector symbols known to be > 0 (interior-point iterates)
         self.indent = indent
         self.lines: list[str] = []
         self.cache: dict = {}
@@ -182,13 +183,13 @@ class Emitter:
             name = self.names[M]
             if cols == 1:
                 return name if v == ONE else f"_col({name}, {v})"
-            return f"({name} @ {v})"
+            return name if _is_eye(v) else f"({name} @ {v})"
         if isinstance(M, sp.Transpose):
             X = M.arg
             if X.shape[1] == 1:
                 return f"_row({self.vec(X)}, {v})"
             if isinstance(X, sp.MatrixSymbol):
-                return f"({self.names[X]}.T @ {v})"
+                return f"{self.names[X]}.T" if _is_eye(v) else f"({self.names[X]}.T @ {v})"
             pushed = X.T.doit(deep=False) if hasattr(X.T, "doit") else X.T
             if isinstance(pushed, sp.Transpose):
                 raise UnsupportedError(f"no JAX translation for the transpose of {X}")
@@ -204,6 +205,8 @@ class Emitter:
                 return f"_ones_row({v})"
             return f"_col(jnp.ones({self.size(rows)}), _ones_row({v}))"
         if isinstance(M, sp.DiagMatrix):
+            if _is_eye(v):
+                return f"jnp.diag({self.vec(M.args[0])})"
             return f"_diag({self.vec(M.args[0])}, {v})"
         if isinstance(M, sp.MatMul):
             coeff, mats = M.as_coeff_mmul()
@@ -212,7 +215,7 @@ class Emitter:
                 acc = self.apply(f, acc)
             return acc if coeff == 1 else f"({self.scalar(coeff)} * {acc})"
         if isinstance(M, sp.MatAdd):
-            return "(" + " + ".join(self.apply(a, v) for a in M.args) + ")"
+            return self.apply_sum(M.args, v)
         if isinstance(M, sp.Inverse):
             return self.solve(M.arg, v)
         if isinstance(M, sp.MatPow) and M.exp.is_Integer:
@@ -226,6 +229,29 @@ class Emitter:
         if rows == 1 and isinstance(M, (sp.HadamardProduct, sp.HadamardPower, ElementwiseApplyFunction)):
             return f"_row({self.vec(_elementwise_column(M))}, {v})"   # (z∘z)ᵀ v without a matrix
         raise UnsupportedError(f"no JAX translation for {type(M).__name__}: {M}")
+
+    def apply_sum(self, terms, v: str) -> str:
+        """Σ Mₖ v with common left factors taken out: F A v + F B v = F (A + B) v, so each
+        factorization or product with F is applied once (the Newton step has many such terms)."""
+        groups: dict = {}
+        for t in terms:
+            args = t.args if isinstance(t, sp.MatMul) else (t,)
+            mats = [a for a in args if isinstance(a, MatrixExpr)]
+            if len(mats) < 2:
+                groups.setdefault(None, []).append(t)
+                continue
+            scalars = [a for a in args if not isinstance(a, MatrixExpr)]
+            groups.setdefault(mats[0], []).append(sp.MatMul(*scalars, *mats[1:]))
+        codes = []
+        for first, rests in groups.items():
+            if first is None:
+                codes += [self.apply(t, v) for t in rests]
+            elif len(rests) == 1:
+                codes.append(self.apply(sp.MatMul(first, rests[0]), v))
+            else:
+                inner = self.tmp(self.apply_sum(rests, v), "s")
+                codes.append(self.apply(first, inner))
+        return codes[0] if len(codes) == 1 else "(" + " + ".join(codes) + ")"
 
     def elementwise(self, e) -> str:
         if isinstance(e, sp.HadamardProduct):
@@ -241,12 +267,54 @@ class Emitter:
         (var,) = lam.variables
         return self.scalar(lam.expr, extra={var: self.vec(e.expr)})
 
+    # ---- positive definiteness, for Cholesky instead of LU
+    def is_pd(self, X) -> bool:
+        """X is pd: a declared pd symbol, its inverse, P + (psd terms), or B P Bᵀ with P pd.
+
+        B P Bᵀ is pd only for B of full row rank; where it is not, the system is singular
+        anyway and the Cholesky factorization returns NaN, which the solver flags.
+        """
+        if X in self.pd:
+            return True
+        if isinstance(X, sp.Inverse):
+            return self.is_pd(X.arg)
+        if isinstance(X, sp.MatAdd):
+            return all(self.is_psd(a) for a in X.args) and any(self.is_pd(a) for a in X.args)
+        if isinstance(X, sp.MatMul):
+            coeff, mats = X.as_coeff_mmul()
+            f = mats.args
+            return (coeff.is_positive and len(f) == 3 and f[0] == f[2].T
+                    and (self.is_pd(f[1]) or self._positive_diag(f[1])))
+        return False
+
+    def is_psd(self, X) -> bool:
+        if self.is_pd(X) or self._positive_diag(X):
+            return True
+        if isinstance(X, sp.MatMul):
+            coeff, mats = X.as_coeff_mmul()
+            f = mats.args
+            return (coeff.is_nonnegative and len(f) == 3 and f[0] == f[2].T
+                    and (self.is_psd(f[1])))
+        return False
+
+    def _positive_diag(self, X) -> bool:
+        return isinstance(X, sp.DiagMatrix) and self._positive_vector(X.args[0])
+
+    def _positive_vector(self, e) -> bool:
+        if e in self.positive:
+            return True
+        if isinstance(e, sp.HadamardProduct):
+            return all(self._positive_vector(a) for a in e.args)
+        if isinstance(e, sp.HadamardPower):
+            return e.exp.is_integer and self._positive_vector(e.base)
+        return False
+
     def solve(self, X, v: str) -> str:
         """X⁻¹ v through a cached factorization (never an explicit inverse)."""
         if X.shape == (1, 1):
             return f"({v} / {self.scalar(Scalar(X))})"
-        if isinstance(X, sp.MatrixSymbol) and X in self.pd:
-            fac = self.tmp(f"jax.scipy.linalg.cho_factor({self.names[X]})", "chol")
+        if self.is_pd(X):
+            fac = self.tmp(f"jax.scipy.linalg.cho_factor({self.matrix(X)})", "chol")
             return f"jax.scipy.linalg.cho_solve({fac}, {v})"
         fac = self.tmp(f"jax.scipy.linalg.lu_factor({self.matrix(X)})", "lu")
         return f"jax.scipy.linalg.lu_solve({fac}, {v})"
@@ -348,6 +416,11 @@ def jacobian_function(derivation, var: str, param: str):
 
     jacobian.__doc__ = fn.__doc__
     return jacobian
+
+
+def _is_eye(v: str) -> bool:
+    """Is ``v`` the code of an identity matrix (applying M to it just forms M)?"""
+    return v.startswith("jnp.eye(") and v.count("(") == 1
 
 
 def _elementwise_column(M):
