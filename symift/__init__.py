@@ -10,13 +10,14 @@ from .errors import (
     ParseError,
     ProblemError,
     ShapeError,
+    SolverOutputError,
     SymiftError,
     UnknownNameError,
     UnsupportedError,
 )
 from .codegen import codegen
 from .derive import Derivation, derive
-from .jax import Layer, compile
+from .layer import Layer, compile
 from .model import Problem
 from .parse import load, parse
 
@@ -24,5 +25,5 @@ __version__ = "0.1.0"
 
 __all__ = [
     "Derivation", "DuplicateError", "Layer", "codegen", "compile", "derive", "EquationCountError", "MathError", "ParseError", "Problem", "ProblemError",
-    "ShapeError", "SymiftError", "UnknownNameError", "UnsupportedError", "load", "parse",
+    "ShapeError", "SolverOutputError", "SymiftError", "UnknownNameError", "UnsupportedError", "load", "parse",
 ]

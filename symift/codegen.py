@@ -8,8 +8,10 @@
 * ``solve(**params)`` — the forward solver (primal-dual interior point on the KKT system, or
   damped Newton for a root problem) under ``lax.while_loop``;
 * ``layer(**params)`` — the solution map with the implicit backward attached by
-  ``jax.custom_jvp``: the tangent is the derived closed form J·dθ, so jit, vmap, grad, jacfwd
-  and jacrev all work.  Non-convergence raises in eager use and is flagged under tracing.
+  ``jax.custom_jvp``: the tangent is the derived closed form J·dθ, or a linear solve on the
+  derived ∂F/∂x (symift.backward), so jit, vmap, grad, jacfwd and jacrev all work; a user's
+  solver can replace the forward solve (symift.recovery).  Non-convergence raises in eager use
+  and is flagged under tracing.
 
 ``symift.compile`` imports this same text, so the in-process layer and the generated module
 cannot disagree.
@@ -20,12 +22,14 @@ import re
 
 import sympy as sp
 
+from .backward import BACKWARD, LayerWriter, closed_form_fns
 from .derive import Derivation
 from .errors import UnsupportedError
 from .expr import is_matrix
 from .forward import DUAL_NEWTON, SeparableWriter, separable_dual
 from .jax import RUNTIME, Emitter, python_name
 from .model import Problem
+from .recovery import RECOVERY
 
 SOLVER = '''
 class SolverError(RuntimeError):
@@ -189,28 +193,25 @@ class ModuleWriter:
                                  "g of each inequality constraint (g <= 0)."))
         return "\n\n\n".join(out)
 
-    def jacobian_fns(self) -> list:
-        out = []
-        for var in self.unknowns:
-            for p in self.params:
-                J = self.d.jacobian(var, p)
-                psym = self.d.symbols[p]
-                directional = is_matrix(psym) and psym.shape[1] != 1
-                args = ["*"] + self.params + self.d.unknowns + list(self.d.indicators)
-                if directional:
-                    args.append("d" + p)
-                fname = f"jacobian_{self.py(var)}_{self.py(p)}"
+    def jacobian_fn(self, var: str, p: str) -> str:
+        """``jacobian_<var>_<p>``; raises SymiftError where no closed form was derived."""
+        J = self.d.jacobian(var, p)
+        psym = self.d.symbols[p]
+        directional = is_matrix(psym) and psym.shape[1] != 1
+        args = ["*"] + self.params + self.d.unknowns + list(self.d.indicators)
+        if directional:
+            args.append("d" + p)
+        fname = f"jacobian_{self.py(var)}_{self.py(p)}"
 
-                def build(em, J=J, p=p, directional=directional):
-                    if directional:
-                        em.names[sp.MatrixSymbol("d" + p, *self.d.symbols[p].shape)] = "d" + p
-                        return em.vec(J)
-                    if not is_matrix(J):
-                        return em.scalar(J)
-                    return em.matrix(J) if J.shape[1] != 1 or J.shape[0] != 1 else em.scalar(J)
-                what = f"d{var}[d{p}] (directional)" if directional else f"d{var}/d{p}"
-                out.append(self.function(fname, args, build, f"The closed form {what}{_short(J)}."))
-        return out
+        def build(em):
+            if directional:
+                em.names[sp.MatrixSymbol("d" + p, *self.d.symbols[p].shape)] = "d" + p
+                return em.vec(J)
+            if not is_matrix(J):
+                return em.scalar(J)
+            return em.matrix(J) if J.shape[1] != 1 or J.shape[0] != 1 else em.scalar(J)
+        what = f"d{var}[d{p}] (directional)" if directional else f"d{var}/d{p}"
+        return self.function(fname, args, build, f"The closed form {what}{_short(J)}.")
 
     def tangent_fn(self) -> str:
         """Σ_p J_{u,p} · dp for every unknown u, sharing factorizations across outputs."""
@@ -265,8 +266,8 @@ class ModuleWriter:
     # ---- the module
     def source(self) -> str:
         solver = SOLVER if self.separable is None else SOLVER[:SOLVER.index("\n\ndef _interior_point")]
-        parts = [self.header(), RUNTIME, solver, self.residual_fn(), self.constraint_fns(),
-                 *self.jacobian_fns(), self.tangent_fn()]
+        closed, why = closed_form_fns(self)  # why: no closed form for some pair (or None)
+        parts = [self.header(), RUNTIME, solver, self.residual_fn(), self.constraint_fns(), *closed]
         if self.newton is not None:
             parts.append(self.newton_fn())
         if self.separable is not None:
@@ -274,7 +275,8 @@ class ModuleWriter:
             if self.separable.equality is not None and self.separable.dual is None:
                 parts.append(DUAL_NEWTON)
             parts += sw.functions()
-        parts += [self.solver_fn(), self.layer_fn()]
+        lw = LayerWriter(self, why)
+        parts += [self.solver_fn(), lw.constants(), lw.shapes_fn(), BACKWARD, RECOVERY, lw.core()]
         text = "\n\n\n".join(p.strip("\n") for p in parts) + "\n"
         for name, line in (("np", "import numpy as np\n"), ("lax", "from jax import lax\n")):
             if not re.search(rf"(?<![\w.]){name}\.", text):  # a closed-form forward needs neither
@@ -322,17 +324,17 @@ class ModuleWriter:
         lines.append("    sizes = [" + ", ".join(s for _, s, _ in order) + "]")
         lines.append("    offsets = np.cumsum([0] + sizes)")
         lines.append("")
-        lines.append("    def unpack(x):")
+        lines.append("    def unpack(_x):")
         for k, (name, _, vec) in enumerate(order):
-            take = f"x[offsets[{k}]:offsets[{k + 1}]]"
+            take = f"_x[offsets[{k}]:offsets[{k + 1}]]"
             lines.append(f"        {name} = {take}" + ("" if vec else "[0]"))
         lines.append("        return " + ", ".join(n for n, _, _ in order) + ("," if len(order) == 1 else ""))
         lines.append("")
         pargs = ", ".join(f"{self.py(p)}={self.py(p)}" for p in self.params)
         vargs = ", ".join(f"{self.py(v.name)}={self.py(v.name)}" for v in variables)
         margs = ", ".join(f"{self.py(m.name)}={self.py(m.name)}" for m in kkt.multipliers)
-        lines.append("    def F(x, mu):")
-        lines.append("        " + ", ".join(n for n, _, _ in order) + (", " if len(order) == 1 else "") + " = unpack(x)")
+        lines.append("    def F(_x, _mu):")
+        lines.append("        " + ", ".join(n for n, _, _ in order) + (", " if len(order) == 1 else "") + " = unpack(_x)")
         lines.append(f"        blocks = list(_equations({', '.join(a for a in (pargs, vargs, margs) if a)}))")
         if ineqs:
             lines.append(f"        gs = _inequalities({', '.join(a for a in (pargs, vargs) if a)})")
@@ -341,7 +343,7 @@ class ModuleWriter:
                 lines.append(f"        blocks.append(gs[{k}] + {t})")
             for k, m in enumerate(ineqs):
                 t = slacks[k][0]
-                lines.append(f"        blocks.append({self.py(m.name)} * {t} - mu)")
+                lines.append(f"        blocks.append({self.py(m.name)} * {t} - _mu)")
         lines.append("        return jnp.concatenate([jnp.atleast_1d(b) for b in blocks])")
         lines.append("")
         # initial point: ones for positive variables, zeros otherwise; duals 0; λ = t = 1
@@ -362,19 +364,19 @@ class ModuleWriter:
             direction = "direction"
             row_sizes = [em.size(r.size) for r in self.newton.rows]
             lines.append("")
-            lines.append("    def direction(x, r):")
-            lines.append("        " + ", ".join(n for n, _, _ in order) + (", " if len(order) == 1 else "") + " = unpack(x)")
+            lines.append("    def direction(_x, _r):")
+            lines.append("        " + ", ".join(n for n, _, _ in order) + (", " if len(order) == 1 else "") + " = unpack(_x)")
             lines.append(f"        cuts = np.cumsum([0, {', '.join(row_sizes)}])")
             kw = [f"{self.py(p)}={self.py(p)}" for p in self.params]
             kw += [f"{n}={n}" for n, _, _ in order]
             for k, r in enumerate(self.newton.rows):
-                take = f"r[cuts[{k}]:cuts[{k + 1}]]" + ("" if _is_vector(self.newton.rhs[r.name]) else "[0]")
+                take = f"_r[cuts[{k}]:cuts[{k + 1}]]" + ("" if _is_vector(self.newton.rhs[r.name]) else "[0]")
                 kw.append(f"_r{k}={take}")
             lines.append(f"        steps = _newton_direction({', '.join(kw)})")
             lines.append("        return jnp.concatenate([jnp.atleast_1d(v) for v in steps])")
             lines.append("")
-        lines.append(f"    x, res, iters = _interior_point(F, x0, positive, {n_pos}, tol, maxiter, {direction})")
-        lines.append("    values = unpack(x)")
+        lines.append(f"    _x, res, iters = _interior_point(F, x0, positive, {n_pos}, tol, maxiter, {direction})")
+        lines.append("    values = unpack(_x)")
         # multipliers in the order of the derivation's unknowns
         lines.append(f"    {', '.join(n for n, _, _ in order)}{',' if len(order) == 1 else ''} = values")
         inds = []
@@ -389,67 +391,6 @@ class ModuleWriter:
         lines.append("    return (" + ", ".join(outs + inds + ["res"]) + ")")
         text = "\n".join(lines[2:])
         return "\n".join(line for line in lines if not _unused_dim(line, text))
-
-    def layer_fn(self) -> str:
-        d = self.d
-        params = [self.py(p) for p in self.params]
-        outs = [self.py(u) for u in self.unknowns]
-        inds = [self.py(s) for s in d.indicators]
-        n_out = len(outs)
-        tangent_args = ", ".join(
-            [f"{p}={p}" for p in params] + [f"{self.py(u)}=sol[{k}]" for k, u in enumerate(self.unknowns)
-                                            if u in d.unknowns]
-            + [f"{s}=sol[{n_out + k}]" for k, s in enumerate(inds)]
-            + [f"t_{p}=t_{p}" for p in params])
-        return f'''
-def _make_core(tol, maxiter):
-    @jax.custom_jvp
-    def core({", ".join(params)}):
-        return _solve({", ".join(params)}, tol, maxiter)
-
-    @core.defjvp
-    def core_jvp(primals, tangents):
-        {", ".join(params)}{"," if len(params) == 1 else ""} = primals
-        {", ".join("t_" + p for p in params)}{"," if len(params) == 1 else ""} = tangents
-        sol = _solve({", ".join(params)}, tol, maxiter)
-        dsol = tuple(jnp.asarray(t, v.dtype) for t, v in zip(_tangents({tangent_args}), sol))
-        zeros = tuple(jnp.zeros_like(v) for v in sol[{n_out}:])
-        return sol, tuple(dsol) + zeros
-
-    return core
-
-
-_CORES = {{}}
-
-
-def layer({", ".join(params)}, *, tol=None, maxiter=100):
-    """The solution map: a dict of unknowns (variables and multipliers), differentiable.
-
-    Also returns the active-set indicators, ``residual`` (the KKT residual norm at the solution)
-    and ``converged``.  In eager use a non-converged solve raises SolverError.
-    """
-    args = [jnp.asarray(a) for a in ({", ".join(params)}{"," if len(params) == 1 else ""})]
-    dtype = jnp.result_type(float, *args)
-    args = [a.astype(dtype) for a in args]
-    if tol is None:
-        tol = 1e-10 if dtype == jnp.float64 else 1e-5
-    key = (float(tol), int(maxiter))
-    if key not in _CORES:
-        _CORES[key] = jax.jit(_make_core(*key))  # compiled once per shape and dtype
-    sol = _CORES[key](*args)
-    res = sol[-1]
-    out = dict(zip(UNKNOWNS + INDICATORS, sol[:-1]))
-    out["residual"] = res
-    out["converged"] = res <= 10 * tol
-    if not _tracing(res) and not bool(out["converged"]):
-        raise SolverError(f"the forward solve did not converge: KKT residual {{float(res):.3g}} > {{10 * tol:g}}")
-    return out
-
-
-def solve({", ".join(params)}, *, tol=None, maxiter=100):
-    """Forward solve only (the same numbers as layer, without the implicit backward)."""
-    return layer({", ".join(params)}, tol=tol, maxiter=maxiter)
-'''
 
 
 def newton_system(d: Derivation):

@@ -129,6 +129,10 @@ class MathError(SymiftError):
     exit_status = 1
 
 
+class SolverOutputError(SymiftError):
+    """A user ``solver=`` returned no solution of the problem's shape, or cannot be traced by JAX."""
+
+
 class LatexCompileError(SymiftError):
     """pdflatex is missing, or the derivation's LaTeX document did not compile."""
 

@@ -311,22 +311,22 @@ class SeparableWriter:
         lines.append("    dtype = jnp.result_type(" + ", ".join(["float"] + [py(p) for p in self.params]) + ")")
         values = {}
         if plan.equality is None:
-            lines.append(f"    u, lo, hi = _separable({pargs})")
+            lines.append(f"    _u, _lo, _hi = _separable({pargs})")
         else:
             nus = py(plan.equality.name)
             if plan.dual is not None:
                 lines.append(f"    {nus}, {xs} = _dual({pargs})")
             else:
                 lines += ["",
-                          f"    def h({nus}):",
-                          f"        u, lo, hi = _separable({pargs}, {nus}={nus})",
-                          f"        return _dual_equality({pargs}, {xs}=jnp.clip(u, lo, hi))",
+                          f"    def _h({nus}):",
+                          f"        _u, _lo, _hi = _separable({pargs}, {nus}={nus})",
+                          f"        return _dual_equality({pargs}, {xs}=jnp.clip(_u, _lo, _hi))",
                           "",
-                          f"    {nus}, _, _ = _dual_newton(h, jnp.zeros((), dtype), tol, maxiter)"]
-                lines.append(f"    u, lo, hi = _separable({pargs}, {nus}={nus})")
+                          f"    {nus}, _, _ = _dual_newton(_h, jnp.zeros((), dtype), tol, maxiter)"]
+                lines.append(f"    _u, _lo, _hi = _separable({pargs}, {nus}={nus})")
             values[plan.equality.name] = nus
         if plan.dual is None:
-            lines.append(f"    {xs} = jnp.clip(u, lo, hi)")
+            lines.append(f"    {xs} = jnp.clip(_u, _lo, _hi)")
         values[plan.variable] = xs
         ineqs = [m for m in w.kkt.multipliers if m.kind == "inequality"]
         zeros = {}
@@ -337,17 +337,17 @@ class SeparableWriter:
         eq_args = ", ".join(a for a in (pargs, f"{xs}={xs}",
                                         f"{py(plan.equality.name)}={py(plan.equality.name)}" if plan.equality else "",
                                         margs) if a)
-        lines.append(f"    eqs = _equations({eq_args})")
+        lines.append(f"    _eqs = _equations({eq_args})")
         if plan.bounds:
-            lines.append("    stat = eqs[0]")
+            lines.append("    _stat = _eqs[0]")
         parts = []
         inds = {}
         for b in plan.bounds:
             lam = py(b.multiplier)
-            active = "u < lo" if b.sign < 0 else "u > hi"
+            active = "_u < _lo" if b.sign < 0 else "_u > _hi"
             lines.append(f"    {lam}_active = {active}")
             # stationarity ∇f + aν + σλ = 0 gives λ = −σ·(∇f + aν) on the active set
-            lines.append(f"    {lam} = jnp.where({lam}_active, {'stat' if b.sign < 0 else '-stat'}, 0.0)")
+            lines.append(f"    {lam} = jnp.where({lam}_active, {'_stat' if b.sign < 0 else '-_stat'}, 0.0)")
             values[b.multiplier] = lam
             parts.append(f"jnp.maximum(-{lam}, 0.0)")
             if b.multiplier in d.analysis.indicators:
@@ -360,7 +360,7 @@ class SeparableWriter:
                                                   if plan.equality is not None else "")
         parts.insert(0, f"jnp.where({finite}, 0.0, jnp.inf)")
         if plan.equality is not None:
-            parts.append("eqs[1]")
+            parts.append("_eqs[1]")
         if ineqs:
             lines.append(f"    gs = _inequalities({pargs}, {xs}={xs})")
             parts += [f"jnp.maximum(gs[{k}], 0.0)" for k in range(len(ineqs))]

@@ -30,7 +30,11 @@ from .errors import UnsupportedError
 from .expr import Scalar, as_sympy
 
 #: Names the generated code uses itself; user names equal to these are mangled.
-RESERVED = {"jax", "jnp", "np", "lax", "functools", "partial"}
+RESERVED = {"jax", "jnp", "np", "lax", "functools", "partial",
+            # arguments and locals of the generated solver and layer
+            "tol", "maxiter", "backward", "backward_tol", "backward_maxiter", "solver", "callback",
+            "dtype", "sizes", "offsets", "unpack", "blocks", "gs", "x0", "positive", "direction",
+            "cuts", "steps", "res", "iters", "values", "F"}
 
 #: Runtime helpers shared by every generated module (they handle 1-D and 2-D operands).
 RUNTIME = '''
@@ -340,61 +344,6 @@ def load_module(source: str, name: str):
     spec.loader.exec_module(module)
     _MODULES[key] = module
     return module
-
-
-# --------------------------------------------------------------------------- layers
-class Layer:
-    """A differentiable solution map ``layer(**params) -> {name: array}`` (SPEC §2).
-
-    Forward: the generated solver (primal-dual interior point, or damped Newton for root
-    problems).  Backward: ``jax.custom_jvp`` whose tangent is the derived closed form J·dθ, so
-    jit, vmap, grad, jacfwd and jacrev work.  The result holds every variable and multiplier,
-    the active-set indicators, ``residual`` and ``converged``; an eager non-converged solve
-    raises :class:`~symift.errors.MathError`.
-    """
-
-    def __init__(self, derivation, module, names: dict, tol=None, maxiter=100):
-        self.derivation = derivation
-        self.module = module
-        self._to_py = names                      # user name -> python name
-        self._from_py = {v: k for k, v in names.items()}
-        self.params = list(derivation.parameters)
-        self.tol, self.maxiter = tol, maxiter
-
-    def __call__(self, **params):
-        missing = [p for p in self.params if p not in params]
-        extra = [p for p in params if p not in self.params]
-        if missing or extra:
-            raise TypeError(f"layer() takes the parameters {', '.join(self.params)}"
-                            + (f"; missing {', '.join(missing)}" if missing else "")
-                            + (f"; unknown {', '.join(extra)}" if extra else ""))
-        kwargs = {self._to_py[p]: v for p, v in params.items()}
-        try:
-            out = self.module.layer(**kwargs, tol=self.tol, maxiter=self.maxiter)
-        except self.module.SolverError as exc:
-            from .errors import MathError
-
-            raise MathError(str(exc), None, self.derivation.problem.source) from None
-        return {self._from_py.get(k, k): v for k, v in out.items()}
-
-    @property
-    def source(self) -> str:
-        """The generated module's source (what ``symift.codegen`` writes)."""
-        return Path(self.module.__file__).read_text(encoding="utf-8")
-
-
-def compile(problem, solver=None, *, tol=None, maxiter=100) -> Layer:  # noqa: A001 - SPEC name
-    """The differentiable layer of a problem (see :class:`Layer`)."""
-    from .codegen import ModuleWriter
-    from .derive import Derivation
-
-    if solver is not None:
-        raise UnsupportedError("a user-supplied solver= is not supported yet; the built-in interior "
-                               "point solver is used when solver is None")
-    d = problem if isinstance(problem, Derivation) else Derivation(problem)
-    writer = ModuleWriter(d)
-    module = load_module(writer.source(), "layer")
-    return Layer(d, module, dict(writer.layout.py), tol=tol, maxiter=maxiter)
 
 
 def jacobian_function(derivation, var: str, param: str):

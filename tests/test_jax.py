@@ -288,3 +288,21 @@ def test_sharded_equals_unsharded(tmp_path):
     got = json.loads(r.stdout.strip().splitlines()[-1])
     assert got["devices"] == 8 and got["shards"] == 8
     assert got["z"] < 1e-12 and got["g"] < 1e-12
+
+
+def test_user_names_never_clash_with_generated_locals():
+    """Variables named like the solver's locals (x, F, res, tol) and scalar unknowns."""
+    text = ("param tol\nparam F\nvar x\nvar res\nsolve\n"
+            "    x + res == tol\n    x - res == F\n")
+    layer = symift.compile(symift.parse(text))
+    out = layer(tol=3.0, F=1.0)
+    np.testing.assert_allclose([out["x"], out["res"]], [2.0, 1.0], atol=1e-12)
+    assert float(out["residual"]) < 1e-10
+    g = jax.grad(lambda t: layer(tol=t, F=1.0)["x"])(3.0)
+    np.testing.assert_allclose(g, 0.5, atol=1e-12)
+    qp = symift.compile(symift.parse(
+        "dim n\nparam theta[n]\nparam u[n]\nvar x[n]\nminimize 0.5 * sumsq(x - theta)\n"
+        "subject to\n    hi: x <= u\n    nu: sum(x) == 1\n"))
+    theta, u = np.array([0.9, 0.5, -0.2]), np.array([0.4, 1.0, 1.0])
+    z = np.asarray(qp(theta=theta, u=u)["x"])
+    assert abs(z.sum() - 1) < 1e-10 and np.all(z <= u + 1e-12)

@@ -1,0 +1,146 @@
+"""``symift.compile``: the differentiable layer of a problem, over the generated module.
+
+The layer is the generated module's ``layer`` (see :mod:`symift.codegen`), imported from the
+same source that ``symift codegen`` writes; this wrapper takes the user's names, checks the
+options once, and turns the module's errors into symift errors.
+"""
+from __future__ import annotations
+
+import inspect
+from pathlib import Path
+
+from .errors import MathError, SolverOutputError, UnsupportedError
+
+BACKWARDS = ("auto", "closed_form", "lu", "gmres", "bicgstab", "cg")
+
+
+class Layer:
+    """A differentiable solution map ``layer(**params) -> {name: array}`` (SPEC §2).
+
+    Forward: the generated solver (primal-dual interior point, a symbolic dual reduction, or
+    damped Newton for root problems), or the user's ``solver``.  Backward: ``jax.custom_jvp``
+    whose tangent is dx = −(∂F/∂x)⁻¹ ∂F/∂θ·dθ — the derived closed form J·dθ, or a linear solve
+    on the derived ∂F/∂x (:mod:`symift.backward`) — so jit, vmap, grad, jacfwd and jacrev work.
+    The result holds every variable and multiplier, the active-set indicators, ``residual`` and
+    ``converged``.  Eager failures raise :class:`~symift.errors.MathError` (a non-converged or
+    non-optimal forward solve, a failed backward solve); under jit the result is flagged
+    (``converged`` false, NaN tangents).
+    """
+
+    def __init__(self, derivation, module, names: dict, tol=None, maxiter=100, *, backward="auto",
+                 backward_tol=None, backward_maxiter=None, solver=None, callback=False):
+        self.derivation = derivation
+        self.module = module
+        self._to_py = names                      # user name -> python name
+        self._from_py = {v: k for k, v in names.items()}
+        self.params = list(derivation.parameters)
+        self.tol, self.maxiter = tol, maxiter
+        self.options = {"backward": backward, "backward_tol": backward_tol,
+                        "backward_maxiter": backward_maxiter, "callback": callback,
+                        "solver": None if solver is None else self._in_module_names(solver)}
+
+    def __call__(self, **params):
+        missing = [p for p in self.params if p not in params]
+        extra = [p for p in params if p not in self.params]
+        if missing or extra:
+            raise TypeError(f"layer() takes the parameters {', '.join(self.params)}"
+                            + (f"; missing {', '.join(missing)}" if missing else "")
+                            + (f"; unknown {', '.join(extra)}" if extra else ""))
+        kwargs = {self._to_py[p]: v for p, v in params.items()}
+        source = self.derivation.problem.source
+        try:
+            out = self.module.layer(**kwargs, tol=self.tol, maxiter=self.maxiter, **self.options)
+        except self.module.SolverError as exc:
+            raise MathError(str(exc), None, source) from None
+        except self.module.SolverOutputError as exc:
+            raise SolverOutputError(str(exc), None, source) from None
+        return {self._from_py.get(k, k): v for k, v in out.items()}
+
+    def _in_module_names(self, solver):
+        """The user's solver called by the module: keywords in its (mangled) names."""
+        to_py, from_py, params = self._to_py, self._from_py, self.params
+        positional = _convention(solver, params) == "positional"
+
+        def call(**py_params):
+            values = {from_py.get(k, k): v for k, v in py_params.items()}
+            out = solver(*(values[p] for p in params)) if positional else solver(**values)
+            return {to_py.get(k, k): v for k, v in out.items()} if isinstance(out, dict) else out
+        return call
+
+    @property
+    def source(self) -> str:
+        """The generated module's source (what ``symift.codegen`` writes)."""
+        return Path(self.module.__file__).read_text(encoding="utf-8")
+
+
+def compile(problem, solver=None, *, tol=None, maxiter=100, backward="auto",
+            backward_tol=None, backward_maxiter=None, callback=False) -> Layer:
+    """The differentiable layer of a problem (see :class:`Layer`).
+
+    solver: optional ``fn(**params)`` (or ``fn(*params)`` in declaration order, when its
+        signature does not name the parameters) returning the primal solution — an array when the
+        problem has one variable, else a dict by variable name — and optionally multipliers
+        (dict entries by multiplier name).  The implicit backward is attached to it (the
+        ``custom_root`` pattern of Blondel et al. 2021, with F derived by symift); missing
+        multipliers are recovered from stationarity by least squares (:mod:`symift.recovery`).
+        ``fn`` is called under jax.jit / jax.vmap on non-differentiated values and must be
+        JAX-traceable; ``callback=True`` runs a NumPy / SciPy / CVXPY solver through
+        ``jax.pure_callback`` instead.  With a solver, ``tol`` is the acceptance threshold:
+        a KKT residual above 10·tol is reported as a non-optimal solution.
+    backward: "auto" (the closed form where every Jacobian was derived, else a linear solve:
+        LU up to 2000 unknowns, GMRES above), "closed_form", or a linear solve on the derived
+        ∂F/∂x: "lu", "gmres", "bicgstab", "cg" (unconstrained minimization only).
+    backward_tol: the backward solve's relative residual threshold (default 1e-8 in float64,
+        1e-3 in float32); backward_maxiter: Krylov iterations (default 10 × the unknowns).
+    """
+    from .codegen import ModuleWriter
+    from .derive import Derivation
+    from .jax import load_module
+
+    if backward not in BACKWARDS:
+        raise UnsupportedError(f"backward must be one of {', '.join(BACKWARDS)}; got {backward!r}")
+    if solver is not None:
+        _convention(solver, [p.name for p in getattr(problem, "problem", problem).params])
+    if callback and solver is None:
+        raise UnsupportedError("callback=True needs a solver")
+    d = problem if isinstance(problem, Derivation) else Derivation(problem)
+    writer = ModuleWriter(d)
+    module = load_module(writer.source(), "layer")
+    source = d.problem.source
+    if backward == "closed_form" and not module.CLOSED_FORM:
+        raise UnsupportedError(f"no closed-form Jacobian was derived ({module.WHY_NO_CLOSED_FORM}); "
+                               "use backward='auto', 'lu' or 'gmres'", None, source)
+    if backward == "cg" and not module.CG_APPLICABLE:
+        raise UnsupportedError("backward='cg' needs a symmetric positive definite ∂F/∂x, which only an "
+                               "unconstrained minimization has: a KKT matrix with constraints is "
+                               "indefinite (and nonsymmetric with the complementarity rows), a root "
+                               "problem's Jacobian nonsymmetric; use 'lu', 'gmres' or 'bicgstab'",
+                               None, source)
+    return Layer(d, module, dict(writer.layout.py), tol=tol, maxiter=maxiter, backward=backward,
+                 backward_tol=backward_tol, backward_maxiter=backward_maxiter, solver=solver,
+                 callback=callback)
+
+
+def _convention(solver, params: list) -> str:
+    """How the solver takes the parameters: "keywords" (by name) or "positional" (in order).
+
+    Keywords where its signature accepts the names (or cannot be read); otherwise positionally
+    in declaration order, so that ``solver=jax.nn.softmax`` works for ``param theta[n]``.
+    """
+    if not callable(solver):
+        raise SolverOutputError(f"solver must be a function of the parameters; got {type(solver).__name__}")
+    try:
+        signature = inspect.signature(solver)
+    except (TypeError, ValueError):
+        return "keywords"
+    try:
+        signature.bind(**{p: None for p in params})
+        return "keywords"
+    except TypeError:
+        pass
+    try:
+        signature.bind(*params)
+        return "positional"
+    except TypeError:
+        raise SolverOutputError(f"the solver is called as solver({', '.join(p + '=...' for p in params)}) "
+                                f"or solver({', '.join(params)}), but its signature is {signature}") from None
