@@ -41,17 +41,25 @@ def _tracing(x):
 
 
 def _interior_point(F, x0, positive, n_pos, tol, maxiter, direction=None):
-    """Primal-dual interior point on F(x, mu) = 0 with mu -> 0.
+    """Primal-dual interior point on F(x, mu) = 0 with mu -> 0 (Mehrotra's centering rule).
 
     ``positive`` masks the entries that must stay > 0 (multipliers, slacks, positive variables);
-    ``n_pos`` counts the complementarity pairs (mu is driven to their average product / 10);
-    ``direction(x, -F)`` gives the Newton step (default: a dense solve with jax.jacfwd(F)).
-    Returns (x, residual norm at mu = 0, iterations).
+    the last ``n_pos`` entries of x are slacks t, the ``n_pos`` before them their multipliers,
+    and the last ``n_pos`` rows of F are lam * t - mu.  Each iteration takes an affine
+    (predictor) step to measure how far the gap can fall, targets mu = sigma * gap with
+    sigma = (gap_affine / gap)^3, and takes a damped Newton step on F(., mu).
+    ``direction(x, r)`` solves dF/dx dx = r (default: a dense solve with jax.jacfwd(F)).
+    Returns (x, max |F(x, 0)|, iterations).
     """
     F0 = F
 
     def F(x, mu):  # noqa: F811 - the residual in the unknowns' dtype (float32 stays float32)
         return F0(x, mu).astype(x.dtype)
+
+    def newton(x, r):
+        if direction is None:  # dense Newton step on the whole KKT Jacobian
+            return jnp.linalg.solve(jax.jacfwd(F)(x, 0.0), r)
+        return direction(x, r).astype(x.dtype)  # the structured step from the block elimination
 
     def norm0(x):
         return jnp.max(jnp.abs(F(x, 0.0))) if x.size else jnp.zeros((), x.dtype)
@@ -59,31 +67,44 @@ def _interior_point(F, x0, positive, n_pos, tol, maxiter, direction=None):
     def gap(x):
         return x[-n_pos:] @ x[-2 * n_pos:-n_pos] / n_pos if n_pos else jnp.zeros((), x.dtype)
 
-    def step(state):
-        x, mu, k, _ = state
-        r = F(x, mu)
-        if direction is None:  # dense Newton step on the whole KKT Jacobian
-            dx = jnp.linalg.solve(jax.jacfwd(F)(x, mu), -r)
-        else:  # the structured step from symift's block elimination
-            dx = direction(x, -r).astype(x.dtype)
+    def to_boundary(x, dx):
         ratio = jnp.where(positive & (dx < 0), -x / jnp.where(dx < 0, dx, -1.0), jnp.inf)
-        alpha = jnp.minimum(1.0, 0.99 * jnp.min(ratio, initial=jnp.inf))
+        return jnp.min(ratio, initial=jnp.inf)
+
+    def step(state):
+        x, k, _ = state
+        mu = jnp.zeros((), x.dtype)
+        if n_pos:
+            dxa = newton(x, -F(x, mu))
+            xa = x + jnp.minimum(1.0, to_boundary(x, dxa)) * dxa
+            sigma = jnp.clip((gap(xa) / gap(x)) ** 3, 0.0, 1.0)
+            # stay near the central path: the gap may not fall far below the infeasibility,
+            # or pairs (lam, t) both reach 0 while the residual stalls
+            infeasible = jnp.max(jnp.abs(F(x, mu)[:-n_pos]), initial=0.0)
+            mu = jnp.maximum(sigma * gap(x), 0.1 * jnp.minimum(gap(x), infeasible))
+        r = F(x, mu)
+        dx = newton(x, -r)
+        alpha = jnp.minimum(1.0, 0.99 * to_boundary(x, dx))
+
         # backtrack on the residual norm (a damped Newton step)
         def shrink(a):
             return a * 0.5
+
         def worse(a):
             return (jnp.linalg.norm(F(x + a * dx, mu)) > (1 - 1e-4 * a) * jnp.linalg.norm(r)) & (a > 1e-8)
         alpha = lax.while_loop(worse, shrink, alpha)
         x = x + alpha * dx
-        mu = jnp.minimum(mu, 0.1 * gap(x)) if n_pos else mu
-        return x, mu, k + 1, norm0(x)
+        return x, k + 1, norm0(x)
 
     def cont(state):
-        x, mu, k, res = state
-        return (k < maxiter) & ((res > tol) | (mu > tol)) & jnp.isfinite(res)
+        x, k, res = state
+        return (k < maxiter) & (res > tol) & jnp.isfinite(res)
 
-    mu0 = jnp.asarray(1.0 if n_pos else 0.0, x0.dtype)
-    x, mu, k, res = lax.while_loop(cont, step, (x0, mu0, 0, norm0(x0)))
+    if n_pos:  # start from the affine step's point, with the positive entries pushed to >= 1
+        x1 = x0 + newton(x0, -F(x0, jnp.zeros((), x0.dtype)))
+        x1 = jnp.where(positive, jnp.maximum(jnp.abs(x1), 1.0), x1)
+        x0 = jnp.where(jnp.all(jnp.isfinite(x1)), x1, x0)
+    x, k, res = lax.while_loop(cont, step, (x0, 0, norm0(x0)))
     return x, res, k
 '''
 
