@@ -235,7 +235,19 @@ class ModuleWriter:
         return self.function(fname, args, build, f"The closed form {what}{_short(J)}.")
 
     def tangent_fn(self) -> str:
-        """Σ_p J_{u,p} · dp for every unknown u, sharing factorizations across outputs."""
+        """Σ_p J_{u,p} · dp for every unknown u, sharing factorizations across outputs.
+
+        With several parameters, one structured solve on the summed right-hand side instead
+        (symift.tangent), when the elimination with symbolic right-hand sides succeeds.
+        """
+        if len(self.params) > 1:
+            from .errors import SymiftError
+            from .tangent import TangentSystem, tangent_fn
+
+            try:
+                return tangent_fn(self, TangentSystem(self.d))
+            except (SymiftError, NotImplementedError):
+                pass
         args = ["*"] + self.params + self.d.unknowns + list(self.d.indicators) + \
             [f"t_{self.py(p)}" for p in self.params]
 
