@@ -331,6 +331,9 @@ def _make_core(tol, maxiter, backward, backward_tol, backward_maxiter, solver, c
     @core.defjvp
     def core_jvp(primals, tangents):
         sol = forward(*primals)
+        # the tangent's factorizations wait for the forward solve: XLA's CPU runtime can hang
+        # when LAPACK calls run concurrently with a while loop under vmap + grad
+        primals, sol = lax.optimization_barrier((primals, sol))
 {closed}        dsol = _implicit_tangents(dict(zip(PARAMS, primals)), dict(zip(UNKNOWNS, sol)),
                                   dict(zip(PARAMS, tangents)), backward, backward_tol, backward_maxiter)
         return sol, _tangent_outputs(sol, dsol)
