@@ -1,17 +1,51 @@
-import sys, time, jax, jax.numpy as jnp, numpy as np
-jax.config.update("jax_enable_x64", True)
+"""Reproducer (jax only, no symift) of an XLA CPU runtime hang seen with jax/jaxlib 0.10.2.
+
+jit(grad(vmap(f))) where f runs a lax.while_loop with LAPACK calls (Cholesky) and, independently,
+more LAPACK calls whose transposes the gradient needs, sometimes never completes: every thread
+waits in a futex, no CPU is used (py-spy: the main thread in block_until_ready).  On the 2-core
+CI-like machine about 1 run in 3 hangs ("while"); "plain" (no while loop) never did, and
+"barrier" (the gradient's factorizations made to wait for the loop with
+lax.optimization_barrier) did not hang in 8 runs.  Neither XLA_FLAGS=--xla_cpu_multi_thread_eigen=false,
+jax_cpu_enable_async_dispatch=False, --xla_cpu_use_xnnpack=false nor
+--xla_cpu_enable_concurrency_optimized_scheduler=false helped.
+
+    for i in 1 2 3 4 5 6; do timeout 15 python benchmarks/xla_cpu_hang.py while || echo HANG; done
+
+symift's OptNet layer meets the same hang under jit(grad(vmap(layer))) at batch >= 16 with its
+closed-form backward (the barrier there is not enough); backward="lu" did not hang (see
+benchmarks/RESULTS.md).
+"""
+import sys
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
 from jax.scipy.linalg import cho_factor, cho_solve, lu_factor, lu_solve
-B, n, kind = 16, 100, sys.argv[1]
+
+jax.config.update("jax_enable_x64", True)
+B, n = 16, 100
+kind = sys.argv[1] if len(sys.argv) > 1 else "while"
 rng = np.random.default_rng(0)
-L = rng.random((B, n, n)); Q = jnp.asarray(L @ L.transpose(0, 2, 1) + 1e-3 * np.eye(n)); q = jnp.asarray(rng.standard_normal((B, n)))
+L = rng.random((B, n, n))
+Q = jnp.asarray(L @ L.transpose(0, 2, 1) + 1e-3 * np.eye(n))
+q = jnp.asarray(rng.standard_normal((B, n)))
 G = jnp.asarray(rng.standard_normal((B, n, n)))
+
+
 def one(Q, G, q):
     z = q
-    if kind.startswith("while"):
-        z = jax.lax.while_loop(lambda s: s[1] < 20, lambda s: (cho_solve(cho_factor(Q + s[1] * jnp.eye(n)), s[0]) , s[1] + 1), (q, 0))[0]
-        z = jax.lax.stop_gradient(z)
-    c = cho_factor(Q)
+    if kind in ("while", "barrier"):
+        def body(s):
+            return cho_solve(cho_factor(Q + s[1] * jnp.eye(n)), s[0]), s[1] + 1
+        z = jax.lax.stop_gradient(jax.lax.while_loop(lambda s: s[1] < 20, body, (q, 0))[0])
+    if kind == "barrier":
+        Q, G, z = jax.lax.optimization_barrier((Q, G, z))
     y = lu_solve(lu_factor(G @ G.T + jnp.eye(n)), G @ q)
-    return cho_solve(c, G.T @ y) + z * q
+    return cho_solve(cho_factor(Q), G.T @ y) + z * q
+
+
 g = jax.jit(jax.grad(lambda q: jnp.sum(jax.vmap(one)(Q, G, q))))
-t0 = time.time(); jax.block_until_ready(g(q)); print("ok", kind, time.time() - t0, flush=True)
+t0 = time.time()
+jax.block_until_ready(g(q))
+print("ok", kind, f"{time.time() - t0:.2f} s")
