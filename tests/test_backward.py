@@ -14,7 +14,6 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 from catalogue import optnet_case, sparsemax_solve, spd
-from jax.test_util import check_grads
 from test_jax import CASES, EXAMPLES, IDS, fd, layer_of
 
 import symift
@@ -81,19 +80,6 @@ def test_linear_solve_backward_equals_closed_form_and_fd(case, method):
             C = np.reshape(closed(**values), np.shape(J))
         np.testing.assert_allclose(J, F, atol=2e-7, err_msg=f"vs FD {msg}")
         np.testing.assert_allclose(J, C, atol=1e-8, err_msg=f"vs closed form {msg}")
-
-
-@pytest.mark.parametrize("case", CASES, ids=IDS)
-def test_check_grads_through_lu_backward(case):
-    name, params, _, var, pnames = case
-    lay = layer(name, backward="lu")
-    pn = pnames[0]
-    w = np.random.default_rng(2).standard_normal(np.shape(lay(**params)[var]))
-
-    def loss(x):
-        return jnp.sum(w * lay(**dict(params, **{pn: x}))[var])
-
-    check_grads(loss, (jnp.asarray(params[pn], float),), order=1, modes=("fwd", "rev"), atol=1e-5, rtol=1e-5)
 
 
 def test_bicgstab_and_vmap_jit():

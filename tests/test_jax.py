@@ -23,10 +23,11 @@ EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 _LAYERS: dict = {}
 
 
-def layer_of(name):
-    if name not in _LAYERS:
-        _LAYERS[name] = symift.compile(symift.load(EXAMPLES / f"{name}.ift"))
-    return _LAYERS[name]
+def layer_of(name, **options):
+    key = (name, tuple(sorted(options.items())))
+    if key not in _LAYERS:
+        _LAYERS[key] = symift.compile(symift.load(EXAMPLES / f"{name}.ift"), **options)
+    return _LAYERS[key]
 
 
 def cases(n=5):
@@ -96,10 +97,11 @@ def test_jacfwd_jacrev_closed_form_and_fd_agree(case):
             np.testing.assert_allclose(np.reshape(closed, np.shape(Jf)), Jf, atol=1e-8)
 
 
+@pytest.mark.parametrize("backward", ["auto", "lu"])   # the closed form, and the checked LU solve
 @pytest.mark.parametrize("case", CASES, ids=IDS)
-def test_check_grads_both_modes(case):
+def test_check_grads_both_modes(case, backward):
     name, params, _, var, pnames = case
-    layer = layer_of(name)
+    layer = layer_of(name, backward=backward)
     pn = pnames[0]
     w = np.random.default_rng(2).standard_normal(np.shape(layer(**params)[var]))
 
