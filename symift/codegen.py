@@ -47,8 +47,14 @@ def _interior_point(F, x0, positive, n_pos, tol, maxiter, direction=None):
     the last ``n_pos`` entries of x are slacks t, the ``n_pos`` before them their multipliers,
     and the last ``n_pos`` rows of F are lam * t - mu.  Each iteration takes an affine
     (predictor) step to measure how far the gap can fall, targets mu = sigma * gap with
-    sigma = (gap_affine / gap)^3, and takes a damped Newton step on F(., mu).
-    ``direction(x, r)`` solves dF/dx dx = r (default: a dense solve with jax.jacfwd(F)).
+    sigma = (gap_affine / gap)^3, and takes a damped Newton step on F(., mu) — with Mehrotra's
+    second-order correction where that step decreases the residual norm.
+    Each iteration factorizes dF/dx once: ``direction(x)`` returns the function r -> dF/dx^-1 r
+    (default: dense LU of jax.jacfwd(F)), applied to the affine, centered and corrected
+    right-hand sides.
+    Stops at max |F(x, 0)| <= tol, or once the residual is acceptable (<= 10 tol) and two
+    iterations in a row did not halve it (the rounding floor of an ill-conditioned problem:
+    without this, one such problem keeps a whole vmapped batch iterating to maxiter).
     Returns (x, max |F(x, 0)|, iterations).
     """
     F0 = F
@@ -56,10 +62,13 @@ def _interior_point(F, x0, positive, n_pos, tol, maxiter, direction=None):
     def F(x, mu):  # noqa: F811 - the residual in the unknowns' dtype (float32 stays float32)
         return F0(x, mu).astype(x.dtype)
 
-    def newton(x, r):
+    def factor(x):
+        """The Newton solve at x: factorized once, applied to several right-hand sides."""
         if direction is None:  # dense Newton step on the whole KKT Jacobian
-            return jnp.linalg.solve(jax.jacfwd(F)(x, 0.0), r)
-        return direction(x, r).astype(x.dtype)  # the structured step from the block elimination
+            lu = jax.scipy.linalg.lu_factor(jax.jacfwd(F)(x, 0.0))
+            return lambda r: jax.scipy.linalg.lu_solve(lu, r)
+        solve = direction(x)  # the structured step from the block elimination
+        return lambda r: solve(r).astype(x.dtype)
 
     def norm0(x):
         return jnp.max(jnp.abs(F(x, 0.0))) if x.size else jnp.zeros((), x.dtype)
@@ -72,39 +81,42 @@ def _interior_point(F, x0, positive, n_pos, tol, maxiter, direction=None):
         return jnp.min(ratio, initial=jnp.inf)
 
     def step(state):
-        x, k, _ = state
+        x, k, res, _, stuck = state
+        solve = factor(x)
         mu = jnp.zeros((), x.dtype)
+        r = F(x, mu)
         if n_pos:
-            dxa = newton(x, -F(x, mu))
+            dxa = solve(-r)
             xa = x + jnp.minimum(1.0, to_boundary(x, dxa)) * dxa
             sigma = jnp.clip((gap(xa) / gap(x)) ** 3, 0.0, 1.0)
             # stay near the central path: the gap may not fall far below the infeasibility,
             # or pairs (lam, t) both reach 0 while the residual stalls
-            infeasible = jnp.max(jnp.abs(F(x, mu)[:-n_pos]), initial=0.0)
+            infeasible = jnp.max(jnp.abs(r[:-n_pos]), initial=0.0)
             mu = jnp.maximum(sigma * gap(x), 0.1 * jnp.minimum(gap(x), infeasible))
-        r = F(x, mu)
-        dx = newton(x, -r)
+            r = F(x, mu)
+        dx = solve(-r)
+
+        def merit_ok(dx, a):  # sufficient decrease of the residual norm
+            return jnp.linalg.norm(F(x + a * dx, mu)) <= (1 - 1e-4 * a) * jnp.linalg.norm(r)
+        if n_pos:  # Mehrotra's corrector: the second-order term dlam_aff * dt_aff, where it helps
+            dxc = solve(-r.at[-n_pos:].add(dxa[-2 * n_pos:-n_pos] * dxa[-n_pos:]))
+            dx = jnp.where(merit_ok(dxc, jnp.minimum(1.0, 0.99 * to_boundary(x, dxc))), dxc, dx)
         alpha = jnp.minimum(1.0, 0.99 * to_boundary(x, dx))
-
         # backtrack on the residual norm (a damped Newton step)
-        def shrink(a):
-            return a * 0.5
-
-        def worse(a):
-            return (jnp.linalg.norm(F(x + a * dx, mu)) > (1 - 1e-4 * a) * jnp.linalg.norm(r)) & (a > 1e-8)
-        alpha = lax.while_loop(worse, shrink, alpha)
+        alpha = lax.while_loop(lambda a: ~merit_ok(dx, a) & (a > 1e-8), lambda a: a * 0.5, alpha)
         x = x + alpha * dx
-        return x, k + 1, norm0(x)
+        new = norm0(x)
+        return x, k + 1, new, res, jnp.where(new > 0.5 * res, stuck + 1, 0)
 
     def cont(state):
-        x, k, res = state
-        return (k < maxiter) & (res > tol) & jnp.isfinite(res)
+        x, k, res, _, stuck = state
+        return (k < maxiter) & (res > tol) & jnp.isfinite(res) & ~((res <= 10 * tol) & (stuck >= 2))
 
     if n_pos:  # start from the affine step's point, with the positive entries pushed to >= 1
-        x1 = x0 + newton(x0, -F(x0, jnp.zeros((), x0.dtype)))
+        x1 = x0 + factor(x0)(-F(x0, jnp.zeros((), x0.dtype)))
         x1 = jnp.where(positive, jnp.maximum(jnp.abs(x1), 1.0), x1)
         x0 = jnp.where(jnp.all(jnp.isfinite(x1)), x1, x0)
-    x, k, res = lax.while_loop(cont, step, (x0, 0, norm0(x0)))
+    x, k, res, _, _ = lax.while_loop(cont, step, (x0, 0, norm0(x0), norm0(x0), 0))
     return x, res, k
 '''
 
@@ -274,22 +286,43 @@ class ModuleWriter:
         return self.function("_tangents", args, build, "The implicit tangents J·dθ of every unknown.")
 
     def newton_fn(self) -> str:
-        """The structured Newton step of the forward solver (see symift.ift.NewtonSystem)."""
+        """The structured Newton step of the forward solver (see symift.ift.NewtonSystem).
+
+        ``_newton_direction(params, unknowns, slacks)`` does what does not depend on the
+        right-hand side (the Schur complements and their factorizations) once per iterate and
+        returns ``solve(_r0, _r1, ...)``, which the interior point applies to several right-hand
+        sides.
+        """
         ns = self.newton
         ineqs = [m for m in self.kkt.multipliers if m.kind == "inequality"]
         slack_args = [f"_t_{self.py(m.name)}" for m in ineqs]
-        args = ["*"] + self.params + [u for u in self.d.unknowns] + slack_args + [f"_r{k}" for k in range(len(ns.rows))]
-
-        def build(em):
-            # interior-point iterates keep multipliers and slacks > 0: Q + Gᵀdiag(λ/t)G is pd
-            em.positive |= {ns.slacks[m.name] for m in ineqs} | {m.symbol for m in ineqs}
-            for m, name in zip(ineqs, slack_args):
-                em.names[ns.slacks[m.name]] = name
-            for k, r in enumerate(ns.rows):
-                em.names[ns.rhs[r.name]] = f"_r{k}"
-            return "(" + ", ".join(em.vec(ns.solution[u.name]) for u in ns.unknowns) + ("," if len(ns.unknowns) == 1 else "") + ")"
-        return self.function("_newton_direction", args, build,
-                             "The Newton step of the interior point, by symift's block elimination.")
+        rhs = [f"_r{k}" for k in range(len(ns.rows))]
+        args = ["*"] + self.params + [u for u in self.d.unknowns] + slack_args
+        em = self.emitter()
+        # interior-point iterates keep multipliers and slacks > 0: Q + Gᵀdiag(λ/t)G is pd
+        em.positive |= {ns.slacks[m.name] for m in ineqs} | {m.symbol for m in ineqs}
+        for m, name in zip(ineqs, slack_args):
+            em.names[ns.slacks[m.name]] = name
+        for k, r in enumerate(ns.rows):
+            em.names[ns.rhs[r.name]] = rhs[k]
+        result = "(" + ", ".join(em.vec(ns.solution[u.name]) for u in ns.unknowns) + \
+            ("," if len(ns.unknowns) == 1 else "") + ")"
+        dependent, once, per_rhs = set(rhs), [], []
+        for line in em.lines:  # split the statements by their dependence on the right-hand side
+            name, code = line.strip().split(" = ", 1)
+            if dependent & set(re.findall(r"\w+", code)):
+                dependent.add(name)
+                per_rhs.append("    " + line)
+            else:
+                once.append(line)
+        text = "\n".join(em.lines) + "\n" + result
+        dims = [line for line in self.dims_code(em, [a for a in args if a in self.layout.py])
+                if re.search(rf"\b{line.split()[0]}\b", text)]
+        head = [f"def _newton_direction({', '.join(self.py(a) if a in self.layout.py else a for a in args)}):",
+                '    """The Newton step of the interior point, by symift\'s block elimination: the',
+                '    factorizations once per iterate, then solve(right-hand side) as often as needed."""']
+        return "\n".join(head + dims + once + ["", f"    def solve({', '.join(rhs)}):"] + per_rhs +
+                         [f"        return {result}", "    return solve"])
 
     def shape_expr(self, sym, em):
         if not is_matrix(sym):
@@ -397,16 +430,19 @@ class ModuleWriter:
             direction = "direction"
             row_sizes = [em.size(r.size) for r in self.newton.rows]
             lines.append("")
-            lines.append("    def direction(_x, _r):")
+            lines.append("    def direction(_x):")
             lines.append("        " + ", ".join(n for n, _, _ in order) + (", " if len(order) == 1 else "") + " = unpack(_x)")
-            lines.append(f"        cuts = np.cumsum([0, {', '.join(row_sizes)}])")
             kw = [f"{self.py(p)}={self.py(p)}" for p in self.params]
             kw += [f"{n}={n}" for n, _, _ in order]
-            for k, r in enumerate(self.newton.rows):
-                take = f"_r[cuts[{k}]:cuts[{k + 1}]]" + ("" if _is_vector(self.newton.rhs[r.name]) else "[0]")
-                kw.append(f"_r{k}={take}")
-            lines.append(f"        steps = _newton_direction({', '.join(kw)})")
-            lines.append("        return jnp.concatenate([jnp.atleast_1d(v) for v in steps])")
+            lines.append(f"        solve = _newton_direction({', '.join(kw)})")
+            lines.append(f"        cuts = np.cumsum([0, {', '.join(row_sizes)}])")
+            lines.append("")
+            lines.append("        def step(_r):")
+            takes = [f"_r[cuts[{k}]:cuts[{k + 1}]]" + ("" if _is_vector(self.newton.rhs[r.name]) else "[0]")
+                     for k, r in enumerate(self.newton.rows)]
+            lines.append(f"            steps = solve({', '.join(takes)})")
+            lines.append("            return jnp.concatenate([jnp.atleast_1d(v) for v in steps])")
+            lines.append("        return step")
             lines.append("")
         lines.append(f"    _x, res, iters = _interior_point(F, x0, positive, {n_pos}, tol, maxiter, {direction})")
         lines.append("    values = unpack(_x)")
