@@ -192,6 +192,17 @@ def _backward_method(backward):
 _CORES = {}
 
 
+def _data_scale(params):
+    """max(1, max |θ|) over every parameter entry: the KKT residual is measured relative to it, so
+    that tol means the same for data of size 1 and of size 1000 (rounding alone leaves a
+    residual of about eps · |θ| · |x| · condition)."""
+    scale = jnp.ones((), jnp.result_type(float, *params))
+    for p in params:
+        if jnp.size(p):
+            scale = jnp.maximum(scale, jnp.max(jnp.abs(p)))
+    return scale
+
+
 def _layer(args, tol, maxiter, backward, backward_tol, backward_maxiter, solver, callback):
     """layer() without the problem's signature: solve, attach the backward, check eagerly."""
     args = [jnp.asarray(a) for a in args]
@@ -320,9 +331,12 @@ def _tangent_outputs(sol, dsol):
 
 def _make_core(tol, maxiter, backward, backward_tol, backward_maxiter, solver, callback):
     def forward({plist}):
+        scale = _data_scale(({unpack}))  # tol is relative to the size of the problem's data
         if solver is None:
-            return _solve({plist}, tol, maxiter)
-        return _user_solve(solver, dict(zip(PARAMS, ({unpack}))), tol, callback)
+            sol = _solve({plist}, tol * scale, maxiter)
+        else:
+            sol = _user_solve(solver, dict(zip(PARAMS, ({unpack}))), tol * scale, callback)
+        return tuple(sol[:-1]) + (sol[-1] / scale,)
 
     @jax.custom_jvp
     def core({plist}):
@@ -331,9 +345,6 @@ def _make_core(tol, maxiter, backward, backward_tol, backward_maxiter, solver, c
     @core.defjvp
     def core_jvp(primals, tangents):
         sol = forward(*primals)
-        # the tangent's factorizations wait for the forward solve: XLA's CPU runtime can hang
-        # when LAPACK calls run concurrently with a while loop under vmap + grad
-        primals, sol = lax.optimization_barrier((primals, sol))
 {closed}        dsol = _implicit_tangents(dict(zip(PARAMS, primals)), dict(zip(UNKNOWNS, sol)),
                                   dict(zip(PARAMS, tangents)), backward, backward_tol, backward_maxiter)
         return sol, _tangent_outputs(sol, dsol)
@@ -345,8 +356,8 @@ def layer({plist}, *, tol=None, maxiter=100, backward="auto", backward_tol=None,
           backward_maxiter=None, solver=None, callback=False):
     """The solution map: a dict of unknowns (variables and multipliers), differentiable.
 
-    Also returns the active-set indicators, ``residual`` (the KKT residual norm at the solution)
-    and ``converged``.  In eager use a non-converged solve raises SolverError; under jit or vmap
+    Also returns the active-set indicators, ``residual`` (max |F| at the solution, relative to the
+    size of the data: divided by max(1, max |θ|)) and ``converged`` (residual <= 10 tol).  In eager use a non-converged solve raises SolverError; under jit or vmap
     ``converged`` is the flag.
 
     backward: "auto" (the closed form where one was derived, else a linear solve on dF/dx),

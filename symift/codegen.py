@@ -70,53 +70,68 @@ def _interior_point(F, x0, positive, n_pos, tol, maxiter, direction=None):
         solve = direction(x)  # the structured step from the block elimination
         return lambda r: solve(r).astype(x.dtype)
 
-    def norm0(x):
-        return jnp.max(jnp.abs(F(x, 0.0))) if x.size else jnp.zeros((), x.dtype)
-
     def gap(x):
         return x[-n_pos:] @ x[-2 * n_pos:-n_pos] / n_pos if n_pos else jnp.zeros((), x.dtype)
+
+    def shifted(r0, mu):  # F(x, mu) from F(x, 0): only the complementarity rows lam * t - mu move
+        return r0.at[-n_pos:].add(-mu) if n_pos else r0
+
+    def size(r):
+        return jnp.max(jnp.abs(r)) if r.size else jnp.zeros((), r.dtype)
 
     def to_boundary(x, dx):
         ratio = jnp.where(positive & (dx < 0), -x / jnp.where(dx < 0, dx, -1.0), jnp.inf)
         return jnp.min(ratio, initial=jnp.inf)
 
-    def step(state):
-        x, k, res, _, stuck = state
+    def step(state):  # F(x, 0) is carried from the previous step's line search
+        x, r0, k, res, stuck = state
         solve = factor(x)
         mu = jnp.zeros((), x.dtype)
-        r = F(x, mu)
         if n_pos:
-            dxa = solve(-r)
+            dxa = solve(-r0)
             xa = x + jnp.minimum(1.0, to_boundary(x, dxa)) * dxa
             sigma = jnp.clip((gap(xa) / gap(x)) ** 3, 0.0, 1.0)
             # stay near the central path: the gap may not fall far below the infeasibility,
             # or pairs (lam, t) both reach 0 while the residual stalls
-            infeasible = jnp.max(jnp.abs(r[:-n_pos]), initial=0.0)
+            infeasible = jnp.max(jnp.abs(r0[:-n_pos]), initial=0.0)
             mu = jnp.maximum(sigma * gap(x), 0.1 * jnp.minimum(gap(x), infeasible))
-            r = F(x, mu)
+        r = shifted(r0, mu)
+        norm_r = jnp.linalg.norm(r)
         dx = solve(-r)
-
-        def merit_ok(dx, a):  # sufficient decrease of the residual norm
-            return jnp.linalg.norm(F(x + a * dx, mu)) <= (1 - 1e-4 * a) * jnp.linalg.norm(r)
-        if n_pos:  # Mehrotra's corrector: the second-order term dlam_aff * dt_aff, where it helps
-            dxc = solve(-r.at[-n_pos:].add(dxa[-2 * n_pos:-n_pos] * dxa[-n_pos:]))
-            dx = jnp.where(merit_ok(dxc, jnp.minimum(1.0, 0.99 * to_boundary(x, dxc))), dxc, dx)
         alpha = jnp.minimum(1.0, 0.99 * to_boundary(x, dx))
-        # backtrack on the residual norm (a damped Newton step)
-        alpha = lax.while_loop(lambda a: ~merit_ok(dx, a) & (a > 1e-8), lambda a: a * 0.5, alpha)
-        x = x + alpha * dx
-        new = norm0(x)
-        return x, k + 1, new, res, jnp.where(new > 0.5 * res, stuck + 1, 0)
+
+        def trial(d, a):
+            return F(x + a * d, jnp.zeros((), x.dtype))
+
+        def ok(a, r_a):  # sufficient decrease of the residual norm
+            return jnp.linalg.norm(shifted(r_a, mu)) <= (1 - 1e-4 * a) * norm_r
+
+        if n_pos:  # Mehrotra's corrector (the second-order term dlam_aff * dt_aff) first
+            dxc = solve(-r.at[-n_pos:].add(dxa[-2 * n_pos:-n_pos] * dxa[-n_pos:]))
+            ac = jnp.minimum(1.0, 0.99 * to_boundary(x, dxc))
+            start = (ac, dxc, trial(dxc, ac), jnp.array(False))
+        else:
+            start = (alpha, dx, trial(dx, alpha), jnp.array(True))
+
+        def retry(s):  # the plain Newton step where the corrector fails, then backtracking
+            a, d, _, plain = s
+            a, d = jnp.where(plain, 0.5 * a, alpha), jnp.where(plain, d, dx)
+            return a, d, trial(d, a), jnp.array(True)
+        a, d, r_a, _ = lax.while_loop(lambda s: ~ok(s[0], s[2]) & ((s[0] > 1e-8) | ~s[3]), retry, start)
+        new = size(r_a)
+        return x + a * d, r_a, k + 1, new, jnp.where(new > 0.5 * res, stuck + 1, 0)
 
     def cont(state):
-        x, k, res, _, stuck = state
+        _, _, k, res, stuck = state
         return (k < maxiter) & (res > tol) & jnp.isfinite(res) & ~((res <= 10 * tol) & (stuck >= 2))
 
+    zero = jnp.zeros((), x0.dtype)
     if n_pos:  # start from the affine step's point, with the positive entries pushed to >= 1
-        x1 = x0 + factor(x0)(-F(x0, jnp.zeros((), x0.dtype)))
+        x1 = x0 + factor(x0)(-F(x0, zero))
         x1 = jnp.where(positive, jnp.maximum(jnp.abs(x1), 1.0), x1)
         x0 = jnp.where(jnp.all(jnp.isfinite(x1)), x1, x0)
-    x, k, res, _, _ = lax.while_loop(cont, step, (x0, 0, norm0(x0), norm0(x0), 0))
+    r0 = F(x0, zero)
+    x, _, k, res, _ = lax.while_loop(cont, step, (x0, r0, 0, size(r0), 0))
     return x, res, k
 '''
 

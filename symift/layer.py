@@ -7,6 +7,7 @@ options once, and turns the module's errors into symift errors.
 from __future__ import annotations
 
 import inspect
+import warnings
 from pathlib import Path
 
 from .errors import MathError, SolverOutputError, UnsupportedError
@@ -103,6 +104,7 @@ def compile(problem, solver=None, *, tol=None, maxiter=100, backward="auto",
         _convention(solver, [p.name for p in getattr(problem, "problem", problem).params])
     if callback and solver is None:
         raise UnsupportedError("callback=True needs a solver")
+    _warn_deadlocking_jaxlib()
     d = problem if isinstance(problem, Derivation) else Derivation(problem)
     writer = ModuleWriter(d)
     module = load_module(writer.source(), "layer")
@@ -119,6 +121,31 @@ def compile(problem, solver=None, *, tol=None, maxiter=100, backward="auto",
     return Layer(d, module, dict(writer.layout.py), tol=tol, maxiter=maxiter, backward=backward,
                  backward_tol=backward_tol, backward_maxiter=backward_maxiter, solver=solver,
                  callback=callback)
+
+
+_WARNED = []
+
+
+def _warn_deadlocking_jaxlib():
+    """Once per process: jaxlib 0.10.0-0.10.2 on CPU can hang a batched (vmapped) layer.
+
+    Their batched LAPACK kernels (jax::ParallelBatchMap) block XLA's intra-op pool threads while
+    waiting for chunks queued to the same pool; when as many independent batched factorizations
+    or triangular solves run at once as the pool has threads, nothing runs again.  pyproject.toml
+    excludes these versions; this warns whoever installed one anyway.
+    """
+    import jax
+    import jaxlib
+
+    if _WARNED:
+        return
+    _WARNED.append(True)
+    version = tuple(int(part) for part in jaxlib.__version__.split(".")[:3] if part.isdigit())
+    if (0, 10, 0) <= version <= (0, 10, 2) and jax.default_backend() == "cpu":
+        warnings.warn(f"jaxlib {jaxlib.__version__} on CPU can deadlock batched linear algebra: "
+                      "jit(vmap(layer)) of a problem with matrix solves may hang at batch >= 16. "
+                      "Install jax and jaxlib 0.9.2 (or a release after 0.10.2 that fixes it).",
+                      RuntimeWarning, stacklevel=3)
 
 
 def _convention(solver, params: list) -> str:

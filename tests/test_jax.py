@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 import textwrap
+import warnings
 from pathlib import Path
 
 import jax
@@ -324,3 +325,20 @@ def test_user_names_never_clash_with_generated_locals():
     theta, u = np.array([0.9, 0.5, -0.2]), np.array([0.4, 1.0, 1.0])
     z = np.asarray(qp(theta=theta, u=u)["x"])
     assert abs(z.sum() - 1) < 1e-10 and np.all(z <= u + 1e-12)
+
+
+def test_deadlocking_jaxlib_is_warned_about(monkeypatch):
+    """jaxlib 0.10.0-0.10.2 hang batched LAPACK calls on CPU (pyproject excludes them): warn."""
+    import jaxlib
+
+    from symift import layer as layer_module
+
+    monkeypatch.setattr(layer_module, "_WARNED", [])
+    monkeypatch.setattr(jaxlib, "__version__", "0.10.2")
+    with pytest.warns(RuntimeWarning, match="deadlock batched linear algebra"):
+        symift.compile(symift.load(EXAMPLES / "softmax.ift"))
+    monkeypatch.setattr(layer_module, "_WARNED", [])
+    monkeypatch.setattr(jaxlib, "__version__", "0.9.2")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        symift.compile(symift.load(EXAMPLES / "softmax.ift"))
