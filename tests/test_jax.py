@@ -166,7 +166,7 @@ def test_interior_point_stops_at_the_rounding_floor():
     def F(x, mu):
         return x - 1.0 + 8e-11 * jnp.sin(1e12 * x)
 
-    x, res, k = runtime._interior_point(F, jnp.array([0.0]), jnp.array([False]), 0, 1e-11, 100,
+    _, res, k = runtime._interior_point(F, jnp.array([0.0]), jnp.array([False]), 0, 1e-11, 100,
                                         lambda x: lambda r: r)  # the step dx = -F(x)
     assert 1e-11 < float(res) <= 1e-10 and int(k) <= 6
 
