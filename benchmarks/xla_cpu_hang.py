@@ -1,19 +1,19 @@
-"""Reproducer (jax only, no symift) of an XLA CPU runtime hang seen with jax/jaxlib 0.10.2.
+"""Reproducer (jax only, no symift) of the XLA CPU hang of jax/jaxlib 0.10.0-0.10.2.
 
 jit(grad(vmap(f))) where f runs a lax.while_loop with LAPACK calls (Cholesky) and, independently,
 more LAPACK calls whose transposes the gradient needs, sometimes never completes: every thread
-waits in a futex, no CPU is used (py-spy: the main thread in block_until_ready).  On the 2-core
-CI-like machine about 1 run in 3 hangs ("while"); "plain" (no while loop) never did, and
-"barrier" (the gradient's factorizations made to wait for the loop with
-lax.optimization_barrier) did not hang in 8 runs.  Neither XLA_FLAGS=--xla_cpu_multi_thread_eigen=false,
-jax_cpu_enable_async_dispatch=False, --xla_cpu_use_xnnpack=false nor
---xla_cpu_enable_concurrency_optimized_scheduler=false helped.
+waits in a futex, no CPU is used.  On the 2-core CI-like machine with jaxlib 0.10.2 about 1 run in
+3 hangs ("while"); "plain" (no while loop) never did.
+
+Cause (gdb, `thread apply all bt` on a hung symift OptNet layer): both of XLA's intra-op pool
+threads sit in lapack_dtrsm_ffi -> jax::ParallelBatchMap -> absl::BlockingCounter::Wait.  jaxlib
+0.10 splits a batched LAPACK call into chunks scheduled on the same pool and blocks until they
+finish; when as many independent batched calls run at once as the pool has threads (2 here), the
+chunks never run.  The jaxlib 0.9.2 and 0.10.x wheels differ exactly there (ParallelBatchMap is in
+0.10.0's _lapack.so, not 0.9.2's); with 0.9.2 neither this script nor the layer hung.  symift's
+pyproject.toml therefore excludes jax/jaxlib 0.10.0-0.10.2, and symift.compile warns on them.
 
     for i in 1 2 3 4 5 6; do timeout 15 python benchmarks/xla_cpu_hang.py while || echo HANG; done
-
-symift's OptNet layer meets the same hang under jit(grad(vmap(layer))) at batch >= 16 with its
-closed-form backward (the barrier there is not enough); backward="lu" did not hang (see
-benchmarks/RESULTS.md).
 """
 import sys
 import time

@@ -52,9 +52,10 @@ def _interior_point(F, x0, positive, n_pos, tol, maxiter, direction=None):
     Each iteration factorizes dF/dx once: ``direction(x)`` returns the function r -> dF/dx^-1 r
     (default: dense LU of jax.jacfwd(F)), applied to the affine, centered and corrected
     right-hand sides.
-    Stops at max |F(x, 0)| <= tol, or once the residual is acceptable (<= 10 tol) and two
-    iterations in a row did not halve it (the rounding floor of an ill-conditioned problem:
-    without this, one such problem keeps a whole vmapped batch iterating to maxiter).
+    ``tol`` is the acceptance threshold: the loop aims at max |F(x, 0)| <= tol / 1000 and stops
+    early once the residual is within tol and two iterations in a row did not halve it (the
+    rounding floor of an ill-conditioned problem: without this, one such problem keeps a whole
+    vmapped batch iterating to maxiter).
     Returns (x, max |F(x, 0)|, iterations).
     """
     F0 = F
@@ -118,12 +119,15 @@ def _interior_point(F, x0, positive, n_pos, tol, maxiter, direction=None):
             a, d = jnp.where(plain, 0.5 * a, alpha), jnp.where(plain, d, dx)
             return a, d, trial(d, a), jnp.array(True)
         a, d, r_a, _ = lax.while_loop(lambda s: ~ok(s[0], s[2]) & ((s[0] > 1e-8) | ~s[3]), retry, start)
-        new = size(r_a)
-        return x + a * d, r_a, k + 1, new, jnp.where(new > 0.5 * res, stuck + 1, 0)
+        # no step without a decrease (nor into NaN: a failed factorization at the rounding floor)
+        moved = ok(a, r_a)
+        x, r0 = jnp.where(moved, x + a * d, x), jnp.where(moved, r_a, r0)
+        new = size(r0)
+        return x, r0, k + 1, new, jnp.where(new > 0.5 * res, stuck + 1, 0)
 
     def cont(state):
         _, _, k, res, stuck = state
-        return (k < maxiter) & (res > tol) & jnp.isfinite(res) & ~((res <= 10 * tol) & (stuck >= 2))
+        return (k < maxiter) & (res > 1e-3 * tol) & jnp.isfinite(res) & ~((res <= tol) & (stuck >= 2))
 
     zero = jnp.zeros((), x0.dtype)
     if n_pos:  # start from the affine step's point, with the positive entries pushed to >= 1
@@ -320,8 +324,12 @@ class ModuleWriter:
             em.names[ns.slacks[m.name]] = name
         for k, r in enumerate(ns.rows):
             em.names[ns.rhs[r.name]] = rhs[k]
-        result = "(" + ", ".join(em.vec(ns.solution[u.name]) for u in ns.unknowns) + \
-            ("," if len(ns.unknowns) == 1 else "") + ")"
+        steps = {}
+        for u, expr in ns.staged:  # back substitution: later steps reuse the earlier ones
+            code = em.vec(expr)
+            steps[u] = code if code.isidentifier() else em.tmp(code, "d")
+            em.names[ns.step_symbols[u]] = steps[u]
+        result = "(" + ", ".join(steps[u.name] for u in ns.unknowns) + ("," if len(ns.unknowns) == 1 else "") + ")"
         dependent, once, per_rhs = set(rhs), [], []
         for line in em.lines:  # split the statements by their dependence on the right-hand side
             name, code = line.strip().split(" = ", 1)

@@ -201,6 +201,7 @@ def _dual_newton(h, nu0, tol, maxiter):
 
     A Newton step nu - h/h' is taken when it stays inside the bracket [lo, hi] of sign changes
     seen so far; otherwise the bracket is bisected, or grown by doubling while a side is open.
+    Aims at |h| <= tol / 1000 (tol is the acceptance threshold) or a bracket at rounding width.
     Returns (nu, |h(nu)|, iterations).
     """
     def value(nu):
@@ -223,7 +224,7 @@ def _dual_newton(h, nu0, tol, maxiter):
     def cont(state):
         nu, r, dr, lo, hi, width, k = state
         stalled = hi - lo <= 4 * jnp.finfo(nu.dtype).eps * (1 + jnp.abs(nu))
-        return (k < maxiter) & (jnp.abs(r) > tol) & ~stalled & jnp.isfinite(r)
+        return (k < maxiter) & (jnp.abs(r) > 1e-3 * tol) & ~stalled & jnp.isfinite(r)
 
     r0, dr0 = value(nu0)
     inf = jnp.asarray(jnp.inf, nu0.dtype)

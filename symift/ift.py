@@ -137,13 +137,20 @@ class Eliminator:
             cols.remove(c)
             step.facts = list(dict.fromkeys(self.facts.trace[used_before:]))
             steps.append(step)
-        solution = {}
+        self.back = back
+        return self.back_substitute(back), steps
+
+    def back_substitute(self, back, named=None) -> dict:
+        """{unknown: Lin} from the eliminated rows, last pivot first.  With ``named`` (unknown ->
+        symbol), each unknown is written in terms of the symbols of those solved before it rather
+        than their full expressions (code then reuses the computed steps)."""
+        alg, solution = self.alg, {}
         for c, inv, row_blocks, r_rhs in reversed(back):
             acc = r_rhs
             for c2, blk in row_blocks.items():
-                acc = acc - alg.mul(blk, solution[c2])
+                acc = acc - alg.mul(blk, alg.lin(named[c2]) if named else solution[c2])
             solution[c] = alg.mul(inv, alg.simplify(acc))
-        return solution, steps
+        return solution
 
     def _choose_pivot(self, M, rows, cols):
         best = None
@@ -463,6 +470,11 @@ class NewtonSystem(Eliminator):
                        for r in rows for u in unknowns}
         solution, self.steps = self.eliminate({r.name: self.alg.lin(self.rhs[r.name]) for r in rows})
         self.solution = {u.name: self.alg.to_sympy(solution[u.name]) for u in unknowns}
+        # the same step by back substitution on named steps, in solve order (for code)
+        self.step_symbols = {u.name: (sp.MatrixSymbol(f"d_{u.name}", u.size, 1) if is_matrix(u.symbol)
+                                      else sp.Symbol(f"d_{u.name}", real=True)) for u in unknowns}
+        staged = self.back_substitute(self.back, self.step_symbols)
+        self.staged = [(c, self.alg.to_sympy(staged[c])) for c, *_ in reversed(self.back)]
 
 
 def _size(e):

@@ -55,6 +55,12 @@ def _diag(d, v):
     return d * v if jnp.ndim(v) == 1 else d[:, None] * v
 
 
+def _gram(b, d):
+    """bᵀ diag(d) b for d > 0, as wᵀw with w = √d ∘ b (one product, no diag(d) b then bᵀ·)."""
+    w = jnp.sqrt(d)[:, None] * b
+    return w.T @ w
+
+
 def _ones_row(v):
     """1ᵀ v."""
     r = jnp.sum(v, axis=0)
@@ -85,6 +91,21 @@ def python_name(name: str, taken: set) -> str:
         out = out + "_" if not out.startswith("_") else "u" + out
     taken.add(out)
     return out
+
+
+def _flat_factors(args):
+    """The matrix factors of a product with nested products flattened (None if a nested
+    product carries a scalar coefficient)."""
+    out = []
+    for a in args:
+        if isinstance(a, sp.MatMul):
+            c, inner = a.as_coeff_mmul()
+            if c != 1:
+                return None
+            out += _flat_factors(inner.args) or [None]
+        else:
+            out.append(a)
+    return None if None in out else out
 
 
 class Emitter:
@@ -214,6 +235,10 @@ class Emitter:
             return f"_diag({self.vec(M.args[0])}, {v})"
         if isinstance(M, sp.MatMul):
             coeff, mats = M.as_coeff_mmul()
+            f = _flat_factors(mats.args)
+            if f is not None and _is_eye(v) and len(f) == 3 and f[0] == f[2].T and self._positive_diag(f[1]):
+                gram = f"_gram({self.apply(f[2], v)}, {self.vec(f[1].args[0])})"
+                return gram if coeff == 1 else f"({self.scalar(coeff)} * {gram})"
             acc = v
             for f in reversed(mats.args):
                 acc = self.apply(f, acc)

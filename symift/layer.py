@@ -87,7 +87,7 @@ def compile(problem, solver=None, *, tol=None, maxiter=100, backward="auto",
         ``fn`` is called under jax.jit / jax.vmap on non-differentiated values and must be
         JAX-traceable; ``callback=True`` runs a NumPy / SciPy / CVXPY solver through
         ``jax.pure_callback`` instead.  With a solver, ``tol`` is the acceptance threshold:
-        a KKT residual above 10·tol is reported as a non-optimal solution.
+        a KKT residual above tol is reported as a non-optimal solution.
     backward: "auto" (the closed form where every Jacobian was derived, else a linear solve:
         LU up to 2000 unknowns, GMRES above), "closed_form", or a linear solve on the derived
         ∂F/∂x: "lu", "gmres", "bicgstab", "cg" (unconstrained minimization only).

@@ -13,7 +13,7 @@ multipliers); the generated module then
        min_δ ‖M δ + r‖     (dense least squares, minimum-norm δ),
 
    where an entry is fixed if the solver gave it, if its constraint is inactive
-   (gᵢ < −10·tol, so λᵢ = 0), or if the problem declares it inactive (``var z > 0``);
+   (gᵢ < −tol, so λᵢ = 0), or if the problem declares it inactive (``var z > 0``);
 3. sets the active-set indicators from the recovered solution (sᵢ = 1 where −gᵢ > λᵢ, as the
    built-in solver does) and checks the KKT residual — stationarity, equality constraints,
    complementarity, and the violations of g ≤ 0 and λ ≥ 0.  A non-optimal solution raises
@@ -103,7 +103,7 @@ def _recover_multipliers(params, values, given, tol):
         if m in DECLARED_INACTIVE:
             f = jnp.zeros_like(f)
         elif m in gs:  # inactive constraints keep λᵢ = 0
-            f = f & (gs[m] >= -10 * tol)
+            f = f & (gs[m] >= -tol)
         free.append(f)
     free, _ = _ravel(free)
 
