@@ -20,6 +20,7 @@ import itertools
 import keyword
 import sys
 import tempfile
+from collections import Counter
 from pathlib import Path
 
 import sympy as sp
@@ -118,6 +119,7 @@ class Emitter:
         self.indent = indent
         self.lines: list[str] = []
         self.cache: dict = {}
+        self.products: dict = {}      # (F, terms, v) -> name of F (Σ terms) v
         self.counter = itertools.count()
 
     # ---- statements
@@ -278,9 +280,22 @@ class Emitter:
             elif len(rests) == 1:
                 codes.append(self.apply(sp.MatMul(first, rests[0]), v))
             else:
-                inner = self.tmp(self.apply_sum(rests, v), "s")
-                codes.append(self.apply(first, inner))
+                codes.append(self.factored(first, rests, v))
         return codes[0] if len(codes) == 1 else "(" + " + ".join(codes) + ")"
+
+    def factored(self, first, rests, v: str) -> str:
+        """F (Σ rests) v, computed once: a block elimination meets F (−Σ rests) v too (the same
+        Schur-complement column with the other sign), which is then the negated name."""
+        key = (first, frozenset(Counter(rests).items()), v)
+        if key in self.products:
+            return self.products[key]
+        negated = (first, frozenset(Counter(-r for r in rests).items()), v)
+        if negated in self.products:
+            return f"(-1 * {self.products[negated]})"
+        inner = self.tmp(self.apply_sum(rests, v), "s")
+        code = self.apply(first, inner)
+        self.products[key] = code if code.isidentifier() else self.tmp(code, "s")
+        return self.products[key]
 
     def elementwise(self, e) -> str:
         if isinstance(e, sp.HadamardProduct):
