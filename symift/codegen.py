@@ -98,8 +98,10 @@ def _interior_point(F, x0, positive, n_pos, tol, maxiter, direction=None):
             mu = jnp.maximum(sigma * gap(x), 0.1 * jnp.minimum(gap(x), infeasible))
         r = shifted(r0, mu)
         norm_r = jnp.linalg.norm(r)
-        dx = solve(-r)
-        alpha = jnp.minimum(1.0, 0.99 * to_boundary(x, dx))
+
+        def newton_step():  # the plain (centered) Newton step and its fraction to the boundary
+            dx = solve(-r)
+            return jnp.minimum(1.0, 0.99 * to_boundary(x, dx)), dx
 
         def trial(d, a):
             return F(x + a * d, jnp.zeros((), x.dtype))
@@ -112,11 +114,16 @@ def _interior_point(F, x0, positive, n_pos, tol, maxiter, direction=None):
             ac = jnp.minimum(1.0, 0.99 * to_boundary(x, dxc))
             start = (ac, dxc, trial(dxc, ac), jnp.array(False))
         else:
+            alpha, dx = newton_step()
             start = (alpha, dx, trial(dx, alpha), jnp.array(True))
 
-        def retry(s):  # the plain Newton step where the corrector fails, then backtracking
+        def retry(s):  # the plain Newton step where the corrector fails (solved only then), then backtracking
             a, d, _, plain = s
-            a, d = jnp.where(plain, 0.5 * a, alpha), jnp.where(plain, d, dx)
+            if n_pos:
+                alpha, dx = newton_step()
+                a, d = jnp.where(plain, 0.5 * a, alpha), jnp.where(plain, d, dx)
+            else:
+                a = 0.5 * a
             return a, d, trial(d, a), jnp.array(True)
         a, d, r_a, _ = lax.while_loop(lambda s: ~ok(s[0], s[2]) & ((s[0] > 1e-8) | ~s[3]), retry, start)
         # no step without a decrease (nor into NaN: a failed factorization at the rounding floor)
