@@ -287,7 +287,8 @@ class LayerWriter:
             f"STATIONARITY = {stationarity!r}",
             f"CLOSED_FORM = {self.why is None}",
             f"WHY_NO_CLOSED_FORM = {(self.why or '')!r}",
-            f"CG_APPLICABLE = {cg}"])
+            f"CG_APPLICABLE = {cg}",
+            f"SYMMETRIC = {_tuple(py(q.name) for q in d.problem.params if q.attributes & {'symmetric', 'psd', 'pd'})}"])
 
     def shapes_fn(self) -> str:
         """``_unknown_shapes(**params)``: the shape of every variable and multiplier."""
@@ -345,6 +346,10 @@ def _make_core(tol, maxiter, backward, backward_tol, backward_maxiter, solver, c
     @core.defjvp
     def core_jvp(primals, tangents):
         sol = forward(*primals)
+        # a symmetric (psd, pd) matrix parameter enters through its symmetric part: so does its
+        # tangent (and the gradient, the transpose, comes out symmetric)
+        tangents = tuple(0.5 * (t + jnp.swapaxes(t, -1, -2)) if name in SYMMETRIC else t
+                         for name, t in zip(PARAMS, tangents))
 {closed}        dsol = _implicit_tangents(dict(zip(PARAMS, primals)), dict(zip(UNKNOWNS, sol)),
                                   dict(zip(PARAMS, tangents)), backward, backward_tol, backward_maxiter)
         return sol, _tangent_outputs(sol, dsol)

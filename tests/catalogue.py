@@ -38,6 +38,7 @@ def ridge_solve(p):
 
 def eqqp_solve(p):
     Q, q, A, b = p["Q"], p["q"], p["A"], p["b"]
+    Q = 0.5 * (Q + Q.T)  # ½zᵀQz sees the symmetric part (FD perturbs single entries)
     n, m = Q.shape[0], A.shape[0]
     K = np.block([[Q, A.T], [A, np.zeros((m, m))]])
     sol = np.linalg.solve(K, np.concatenate([-q, b]))
@@ -47,6 +48,7 @@ def eqqp_solve(p):
 def optnet_solve(p, active):
     """The QP on a given active set (equalities Az = b and G_A z = h_A), then a KKT check."""
     Q, q, A, b, G, h = p["Q"], p["q"], p["A"], p["b"], p["G"], p["h"]
+    Q = 0.5 * (Q + Q.T)  # ½zᵀQz sees the symmetric part (FD perturbs single entries)
     n, m = Q.shape[0], A.shape[0]
     C = np.vstack([A, G[active]])
     d = np.concatenate([b, h[active]])

@@ -91,6 +91,8 @@ def test_jacfwd_jacrev_closed_form_and_fd_agree(case):
         jf = d.jacobian_function(var, pn)
         if np.ndim(params[pn]) == 2:  # matrix parameter: directional closed form
             D = np.random.default_rng(1).standard_normal(np.shape(params[pn]))
+            if pn in layer.module.SYMMETRIC:  # the closed form is for symmetric dQ
+                D = 0.5 * (D + D.T)
             closed = jf(**values, **{"d" + pn: D})
             np.testing.assert_allclose(closed, np.tensordot(Jf, D, axes=2), atol=1e-8)
         else:
@@ -169,6 +171,29 @@ def test_interior_point_stops_at_the_rounding_floor():
     _, res, k = runtime._interior_point(F, jnp.array([0.0]), jnp.array([False]), 0, 1e-10, 100,
                                         lambda x: lambda r: r)  # the step dx = -F(x)
     assert 1e-13 < float(res) <= 1e-10 and int(k) <= 6
+
+
+@pytest.mark.parametrize("backward", ["auto", "lu"])
+def test_symmetric_parameter_gets_symmetric_gradient(backward):
+    """Q is declared pd: the solution depends on its symmetric part only, so the tangent along a
+    nonsymmetric direction E is that along ½(E + Eᵀ) (central differences of re-solves agree)
+    and the gradient is symmetric, as qpth's is."""
+    layer = layer_of("eqqp", backward=backward)
+    rng = np.random.default_rng(11)
+    n = 4
+    params = {"Q": jnp.asarray(spd(rng, n)), "q": jnp.asarray(rng.standard_normal(n)),
+              "A": jnp.asarray(rng.standard_normal((2, n))), "b": jnp.asarray(rng.standard_normal(2))}
+    w = jnp.asarray(rng.standard_normal(n))
+
+    def loss(Q):
+        return w @ layer(**(params | {"Q": Q}))["z"]
+    g = jax.grad(loss)(params["Q"])
+    np.testing.assert_allclose(g, g.T, atol=1e-14)
+    E = jnp.asarray(rng.standard_normal((n, n)))
+    h = 1e-6
+    fd = (loss(params["Q"] + h * E) - loss(params["Q"] - h * E)) / (2 * h)
+    _, jv = jax.jvp(loss, (params["Q"],), (E,))
+    np.testing.assert_allclose([float(jv), float(jnp.sum(g * E))], [float(fd)] * 2, rtol=1e-6)
 
 
 def test_singular_kkt_system_is_reported():
