@@ -119,11 +119,7 @@ def _interior_point(F, x0, positive, n_pos, tol, maxiter, direction=None):
 
         def retry(s):  # the plain Newton step where the corrector fails (solved only then), then backtracking
             a, d, _, plain = s
-            if n_pos:
-                alpha, dx = newton_step()
-                a, d = jnp.where(plain, 0.5 * a, alpha), jnp.where(plain, d, dx)
-            else:
-                a = 0.5 * a
+            a, d = lax.cond(plain, lambda: (0.5 * a, d), newton_step) if n_pos else (0.5 * a, d)
             return a, d, trial(d, a), jnp.array(True)
         a, d, r_a, _ = lax.while_loop(lambda s: ~ok(s[0], s[2]) & ((s[0] > 1e-8) | ~s[3]), retry, start)
         # no step without a decrease (nor into NaN: a failed factorization at the rounding floor)

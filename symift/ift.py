@@ -99,6 +99,12 @@ class Eliminator:
 
     def eliminate(self, rhs: dict) -> tuple:
         """Solve (∂F/∂x) X = rhs block-wise; returns ({unknown: Lin}, [Step])."""
+        back, steps = self.forward_eliminate(rhs)
+        return self.back_substitute(back), steps
+
+    def forward_eliminate(self, rhs: dict) -> tuple:
+        """The pivots of (∂F/∂x) X = rhs, eliminated in turn: ([(unknown, pivot inverse, the
+        pivot row's other blocks, its reduced right-hand side)], [Step])."""
         alg = self.alg
         M = {k: v for k, v in self.blocks.items() if not v.is_zero}
         R = dict(rhs)
@@ -137,8 +143,7 @@ class Eliminator:
             cols.remove(c)
             step.facts = list(dict.fromkeys(self.facts.trace[used_before:]))
             steps.append(step)
-        self.back = back
-        return self.back_substitute(back), steps
+        return back, steps
 
     def back_substitute(self, back, named=None) -> dict:
         """{unknown: Lin} from the eliminated rows, last pivot first.  With ``named`` (unknown ->
@@ -468,13 +473,14 @@ class NewtonSystem(Eliminator):
 
         self.blocks = {(r.name, u.name): jacobian_lin(r.expr, u.symbol, self.alg)
                        for r in rows for u in unknowns}
-        solution, self.steps = self.eliminate({r.name: self.alg.lin(self.rhs[r.name]) for r in rows})
+        back, self.steps = self.forward_eliminate({r.name: self.alg.lin(self.rhs[r.name]) for r in rows})
+        solution = self.back_substitute(back)
         self.solution = {u.name: self.alg.to_sympy(solution[u.name]) for u in unknowns}
         # the same step by back substitution on named steps, in solve order (for code)
         self.step_symbols = {u.name: (sp.MatrixSymbol(f"d_{u.name}", u.size, 1) if is_matrix(u.symbol)
                                       else sp.Symbol(f"d_{u.name}", real=True)) for u in unknowns}
-        staged = self.back_substitute(self.back, self.step_symbols)
-        self.staged = [(c, self.alg.to_sympy(staged[c])) for c, *_ in reversed(self.back)]
+        staged = self.back_substitute(back, self.step_symbols)
+        self.staged = [(c, self.alg.to_sympy(staged[c])) for c, *_ in reversed(back)]
 
 
 def _size(e):

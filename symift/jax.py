@@ -99,14 +99,15 @@ def _flat_factors(args):
     product carries a scalar coefficient)."""
     out = []
     for a in args:
-        if isinstance(a, sp.MatMul):
-            c, inner = a.as_coeff_mmul()
-            if c != 1:
-                return None
-            out += _flat_factors(inner.args) or [None]
-        else:
+        if not isinstance(a, sp.MatMul):
             out.append(a)
-    return None if None in out else out
+            continue
+        c, inner = a.as_coeff_mmul()
+        flat = _flat_factors(inner.args) if c == 1 else None
+        if flat is None:
+            return None
+        out += flat
+    return out
 
 
 class Emitter:
@@ -292,14 +293,15 @@ class Emitter:
         negated = (first, frozenset(Counter(-r for r in rests).items()), v)
         if negated in self.products:
             return f"(-1 * {self.products[negated]})"
-        inner = self.tmp(self.apply_sum(rests, v), "s")
-        code = self.apply(first, inner)
+        inner = self.apply_sum(rests, v)
+        code = self.apply(first, inner if inner.isidentifier() else self.tmp(inner, "s"))
         self.products[key] = code if code.isidentifier() else self.tmp(code, "s")
         return self.products[key]
 
     def elementwise(self, e) -> str:
         if isinstance(e, sp.HadamardProduct):
-            return "(" + " * ".join(self.vec(a) for a in e.args) + ")"
+            # factors in one order, so u∘v and v∘u are one temporary
+            return "(" + " * ".join(sorted(self.vec(a) for a in e.args)) + ")"
         if isinstance(e, sp.HadamardPower):
             base, p = self.vec(e.base), e.exp
             if p == -1:
