@@ -89,7 +89,7 @@ def _operator(params, unknowns, method):
     _, matvec = jax.linearize(lambda v: F(v, params), x)
     lu = None
     if method == "lu":  # the dense ∂F/∂x, one column per jvp
-        lu = jax.scipy.linalg.lu_factor(jax.vmap(matvec, out_axes=1)(jnp.eye(x.size, dtype=x.dtype)))
+        lu = _lu_factor(jax.vmap(matvec, out_axes=1)(jnp.eye(x.size, dtype=x.dtype)))
     return x, F, matvec, lu, unravel
 
 

@@ -66,8 +66,8 @@ def _interior_point(F, x0, positive, n_pos, tol, maxiter, direction=None):
     def factor(x):
         """The Newton solve at x: factorized once, applied to several right-hand sides."""
         if direction is None:  # dense Newton step on the whole KKT Jacobian
-            lu = jax.scipy.linalg.lu_factor(jax.jacfwd(F)(x, 0.0))
-            return lambda r: jax.scipy.linalg.lu_solve(lu, r)
+            lu = _lu_factor(jax.jacfwd(F)(x, 0.0))
+            return lambda r: _lu_solve(lu, r)
         solve = direction(x)  # the structured step from the block elimination
         return lambda r: solve(r).astype(x.dtype)
 
@@ -200,8 +200,10 @@ class ModuleWriter:
                     break
         return lines
 
-    def function(self, name: str, args: list, build, doc: str) -> str:
+    def function(self, name: str, args: list, build, doc: str, tangents: tuple = ()) -> str:
+        """A generated function; ``tangents``: its arguments that are tangents (of a jvp rule)."""
         em = self.emitter()
+        em.tangent_names |= set(tangents)
         result = build(em)
         head = [f"def {name}({', '.join(self.py(a) if a in self.layout.py else a for a in args)}):",
                 f'    """{doc}"""']
@@ -305,7 +307,8 @@ class ModuleWriter:
                     f"jnp.zeros({self.shape_expr(vsym, em)})"
                 outs.append(" + ".join(terms) if terms else zero)
             return "(" + ", ".join(outs) + ("," if len(outs) == 1 else "") + ")"
-        return self.function("_tangents", args, build, "The implicit tangents J·dθ of every unknown.")
+        return self.function("_tangents", args, build, "The implicit tangents J·dθ of every unknown.",
+                             tangents=[f"t_{self.py(p)}" for p in self.params])
 
     def newton_fn(self) -> str:
         """The structured Newton step of the forward solver (see symift.ift.NewtonSystem).
@@ -383,7 +386,7 @@ class ModuleWriter:
                 f"Solution map and implicit derivatives of the problem; regenerate with\n"
                 f"``symift codegen {d.problem.source.filename} -o OUT.py``.\n"
                 '"""\n'
-                "import jax\nimport jax.numpy as jnp\nimport numpy as np\nfrom jax import lax\n\n"
+                "import os\n\nimport jax\nimport jax.numpy as jnp\nimport numpy as np\nfrom jax import lax\n\n"
                 f"PARAMS = ({params}{',' if len(self.params) == 1 else ''})\n"
                 f"UNKNOWNS = ({unknowns}{',' if len(self.unknowns) == 1 else ''})\n"
                 f"INDICATORS = {tuple(self.py(s) for s in d.indicators)!r}")

@@ -18,6 +18,7 @@ import builtins
 import importlib.util
 import itertools
 import keyword
+import re
 import sys
 import tempfile
 from collections import Counter
@@ -31,7 +32,7 @@ from .errors import UnsupportedError
 from .expr import Scalar, as_sympy
 
 #: Names the generated code uses itself; user names equal to these are mangled.
-RESERVED = {"jax", "jnp", "np", "lax", "functools", "partial",
+RESERVED = {"jax", "jnp", "np", "lax", "os", "functools", "partial",
             # arguments and locals of the generated solver and layer
             "tol", "maxiter", "backward", "backward_tol", "backward_maxiter", "solver", "callback",
             "dtype", "sizes", "offsets", "unpack", "blocks", "gs", "x0", "positive", "direction",
@@ -60,6 +61,56 @@ def _gram(b, d):
     """bᵀ diag(d) b for d > 0, as wᵀw with w = √d ∘ b (one product, no diag(d) b then bᵀ·)."""
     w = jnp.sqrt(d)[:, None] * b
     return w.T @ w
+
+
+def _lapack_pieces(size):
+    """Into how many calls a vmapped batch of `size` factorizations or triangular solves is cut.
+
+    Before 0.10, jaxlib's CPU LAPACK kernels run a batch on one thread, one problem after the
+    other, while XLA runs independent calls concurrently: one piece per core halves a batch of
+    128 Cholesky factorizations on 2 cores.  One piece on GPU/TPU (batched kernels), with several
+    devices (sharding already spreads the batch) and from jaxlib 0.10 on (it splits batches itself).
+    """
+    if (jax.default_backend() != "cpu" or jax.local_device_count() > 1
+            or jax.__version_info__ >= (0, 10)):
+        return 1
+    return max(1, min(os.cpu_count() or 1, size // 8))
+
+
+def _across_cores(plain, vectors_only=False):
+    """`plain` (a factorization or solve) whose vmapped batch is cut into _lapack_pieces calls.
+
+    vectors_only: cut a solve only for a single right-hand side (its last argument a vector);
+    with many, the triangular solve is BLAS-3 and multithreaded already, and cutting costs copies.
+
+    Differentiable through `plain`'s own jvp; reverse mode only where its inputs are not being
+    differentiated (factorizations of primal values, the interior point's Newton solves).
+    """
+    split = jax.custom_batching.custom_vmap(plain)
+
+    @split.def_vmap
+    def rule(axis_size, in_batched, *args):
+        axes = jax.tree.map(lambda b: 0 if b else None, list(in_batched))
+        batched = jax.vmap(plain, in_axes=axes)
+        per_problem = jnp.ndim(args[-1]) - bool(jax.tree.leaves(in_batched[-1])[0])
+        k = 1 if vectors_only and per_problem > 1 else _lapack_pieces(axis_size)
+        cuts = [axis_size * i // k for i in range(k + 1)]
+        pieces = [batched(*jax.tree.map(lambda a, b, i=i: a[cuts[i]:cuts[i + 1]] if b else a,
+                                        list(args), list(in_batched))) for i in range(k)]
+        out = jax.tree.map(lambda *p: jnp.concatenate(p), *pieces) if k > 1 else pieces[0]
+        return out, jax.tree.map(lambda _: True, out)
+
+    wrapped = jax.custom_jvp(split)
+    wrapped.defjvp(lambda primals, tangents: jax.jvp(plain, primals, tangents))
+    return wrapped
+
+
+#: Cholesky (upper factor) and LU factorizations and solves, each cut across cores under vmap
+#: (see _lapack_pieces); solves of tangents inside a jvp rule use jax.scipy's directly.
+_cho_factor = _across_cores(lambda m: jax.scipy.linalg.cho_factor(m)[0])
+_lu_factor = _across_cores(lambda m: jax.scipy.linalg.lu_factor(m))
+_cho_solve = _across_cores(lambda c, v: jax.scipy.linalg.cho_solve((c, False), v), vectors_only=True)
+_lu_solve = _across_cores(lambda lu, v: jax.scipy.linalg.lu_solve(lu, v), vectors_only=True)
 
 
 def _ones_row(v):
@@ -122,15 +173,24 @@ class Emitter:
         self.cache: dict = {}
         self.products: dict = {}      # (F, terms, v) -> name of F (Σ terms) v
         self.counter = itertools.count()
+        #: names carrying tangents (the inputs of a custom_jvp rule, and what is computed from
+        #: them): their solves stay jax.scipy's, which reverse mode can transpose; every other
+        #: solve goes through _cho_solve/_lu_solve, cut across cores under vmap
+        self.tangent_names: set = set()
 
     # ---- statements
     def tmp(self, code: str, hint: str = "t") -> str:
         if code in self.cache:
             return self.cache[code]
         name = f"_{hint}{next(self.counter)}"
+        if self.carries_tangents(code):
+            self.tangent_names.add(name)
         self.lines.append(f"{self.indent}{name} = {code}")
         self.cache[code] = name
         return name
+
+    def carries_tangents(self, code: str) -> bool:
+        return bool(self.tangent_names) and not self.tangent_names.isdisjoint(re.findall(r"\w+", code))
 
     def body(self) -> str:
         return "\n".join(self.lines)
@@ -360,10 +420,11 @@ class Emitter:
         if X.shape == (1, 1):
             return f"({v} / {self.scalar(Scalar(X))})"
         if self.is_pd(X):
-            fac = self.tmp(f"jax.scipy.linalg.cho_factor({self.matrix(X)})", "chol")
-            return f"jax.scipy.linalg.cho_solve({fac}, {v})"
-        fac = self.tmp(f"jax.scipy.linalg.lu_factor({self.matrix(X)})", "lu")
-        return f"jax.scipy.linalg.lu_solve({fac}, {v})"
+            fac = self.tmp(f"_cho_factor({self.matrix(X)})", "chol")
+            return f"jax.scipy.linalg.cho_solve(({fac}, False), {v})" if self.carries_tangents(v) else \
+                f"_cho_solve({fac}, {v})"
+        fac = self.tmp(f"_lu_factor({self.matrix(X)})", "lu")
+        return f"jax.scipy.linalg.lu_solve({fac}, {v})" if self.carries_tangents(v) else f"_lu_solve({fac}, {v})"
 
 
 _MODULES: dict = {}

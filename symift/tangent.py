@@ -67,4 +67,5 @@ def tangent_fn(mw, system: TangentSystem) -> str:
                 outs.append(f"jnp.zeros({mw.shape_expr(vsym, em)})")
         return "(" + ", ".join(outs) + ("," if len(outs) == 1 else "") + ")"
     return mw.function("_tangents", args, build,
-                       "The implicit tangents dx = (∂F/∂x)⁻¹ r with r = −Σ ∂F/∂θ·dθ, one structured solve.")
+                       "The implicit tangents dx = (∂F/∂x)⁻¹ r with r = −Σ ∂F/∂θ·dθ, one structured solve.",
+                       tangents=[f"t_{mw.py(p)}" for p in mw.params])
