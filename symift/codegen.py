@@ -53,9 +53,9 @@ def _interior_point(F, x0, positive, n_pos, tol, maxiter, direction=None):
     (default: dense LU of jax.jacfwd(F)), applied to the affine, centered and corrected
     right-hand sides.
     ``tol`` is the acceptance threshold: the loop aims at max |F(x, 0)| <= tol / 1000 and stops
-    early once the residual is within tol and two iterations in a row did not halve it (the
-    rounding floor of an ill-conditioned problem: without this, one such problem keeps a whole
-    vmapped batch iterating to maxiter).
+    early once the residual is within tol and two iterations in a row did not halve it, or the
+    full Newton step no longer decreases it (the rounding floor of an ill-conditioned problem:
+    without this, one such problem keeps a whole vmapped batch iterating to maxiter).
     Returns (x, max |F(x, 0)|, iterations).
     """
     F0 = F
@@ -98,10 +98,13 @@ def _interior_point(F, x0, positive, n_pos, tol, maxiter, direction=None):
             mu = jnp.maximum(sigma * gap(x), 0.1 * jnp.minimum(gap(x), infeasible))
         r = shifted(r0, mu)
         norm_r = jnp.linalg.norm(r)
+        # fraction to the boundary: 0.99 far out, closer to 1 as the gap closes (else every step
+        # stops 1% short and the gap falls at most 100x per iteration)
+        tau = jnp.clip(1.0 - gap(x), 0.99, 1.0 - 100 * jnp.finfo(x.dtype).eps) if n_pos else 0.99
 
         def newton_step():  # the plain (centered) Newton step and its fraction to the boundary
             dx = solve(-r)
-            return jnp.minimum(1.0, 0.99 * to_boundary(x, dx)), dx
+            return jnp.minimum(1.0, tau * to_boundary(x, dx)), dx
 
         def trial(d, a):
             return F(x + a * d, jnp.zeros((), x.dtype))
@@ -111,7 +114,7 @@ def _interior_point(F, x0, positive, n_pos, tol, maxiter, direction=None):
 
         if n_pos:  # Mehrotra's corrector (the second-order term dlam_aff * dt_aff) first
             dxc = solve(-r.at[-n_pos:].add(dxa[-2 * n_pos:-n_pos] * dxa[-n_pos:]))
-            ac = jnp.minimum(1.0, 0.99 * to_boundary(x, dxc))
+            ac = jnp.minimum(1.0, tau * to_boundary(x, dxc))
             start = (ac, dxc, trial(dxc, ac), jnp.array(False))
         else:
             alpha, dx = newton_step()
@@ -121,12 +124,14 @@ def _interior_point(F, x0, positive, n_pos, tol, maxiter, direction=None):
             a, d, _, plain = s
             a, d = lax.cond(plain, lambda: (0.5 * a, d), newton_step) if n_pos else (0.5 * a, d)
             return a, d, trial(d, a), jnp.array(True)
-        a, d, r_a, _ = lax.while_loop(lambda s: ~ok(s[0], s[2]) & ((s[0] > 1e-8) | ~s[3]), retry, start)
+        a, d, r_a, plain = lax.while_loop(lambda s: ~ok(s[0], s[2]) & ((s[0] > 1e-8) | ~s[3]), retry, start)
         # no step without a decrease (nor into NaN: a failed factorization at the rounding floor)
         moved = ok(a, r_a)
         x, r0 = jnp.where(moved, x + a * d, x), jnp.where(moved, r_a, r0)
         new = size(r0)
-        return x, r0, k + 1, new, jnp.where(new > 0.5 * res, stuck + 1, 0)
+        # at the rounding floor: the full plain Newton step no longer decreases the residual
+        floor = plain & (a < 1) if n_pos else jnp.array(False)
+        return x, r0, k + 1, new, jnp.where(floor, 2, jnp.where(new > 0.5 * res, stuck + 1, 0))
 
     def cont(state):
         _, _, k, res, stuck = state
