@@ -54,7 +54,7 @@ def _interior_point(F, x0, positive, n_pos, tol, maxiter, direction=None):
     right-hand sides.
     ``tol`` is the acceptance threshold: the loop aims at max |F(x, 0)| <= tol / 1000 and stops
     early once the residual is within tol and two iterations in a row did not halve it, or the
-    full Newton step no longer decreases it (the rounding floor of an ill-conditioned problem:
+    (corrected) Newton step no longer decreases it (the rounding floor of an ill-conditioned problem:
     without this, one such problem keeps a whole vmapped batch iterating to maxiter).
     Returns (x, max |F(x, 0)|, iterations).
     """
@@ -120,17 +120,27 @@ def _interior_point(F, x0, positive, n_pos, tol, maxiter, direction=None):
             alpha, dx = newton_step()
             start = (alpha, dx, trial(dx, alpha), jnp.array(True))
 
-        def retry(s):  # the plain Newton step where the corrector fails (solved only then), then backtracking
+        def halve(s):
             a, d, _, plain = s
-            a, d = lax.cond(plain, lambda: (0.5 * a, d), newton_step) if n_pos else (0.5 * a, d)
+            return 0.5 * a, d, trial(d, 0.5 * a), plain
+
+        def switch(s):  # to the plain Newton step
+            a, d = newton_step()
             return a, d, trial(d, a), jnp.array(True)
-        a, d, r_a, plain = lax.while_loop(lambda s: ~ok(s[0], s[2]) & ((s[0] > 1e-8) | ~s[3]), retry, start)
+
+        # backtrack the corrector twice, then switch to the plain step (a loop of at most one
+        # pass: under vmap it is solved only when some problem needs it), then backtrack that
+        s = start
+        if n_pos:
+            s = lax.while_loop(lambda s: ~ok(s[0], s[2]) & (s[0] > 0.3 * ac), halve, s)
+            s = lax.while_loop(lambda s: ~ok(s[0], s[2]) & ~s[3], switch, s)
+        a, d, r_a, _ = lax.while_loop(lambda s: ~ok(s[0], s[2]) & (s[0] > 1e-8), halve, s)
         # no step without a decrease (nor into NaN: a failed factorization at the rounding floor)
         moved = ok(a, r_a)
         x, r0 = jnp.where(moved, x + a * d, x), jnp.where(moved, r_a, r0)
         new = size(r0)
-        # at the rounding floor: the full plain Newton step no longer decreases the residual
-        floor = plain & (a < 1) if n_pos else jnp.array(False)
+        # within tol, a first step that does not decrease the residual marks the rounding floor
+        floor = ~ok(start[0], start[2]) if n_pos else jnp.array(False)
         return x, r0, k + 1, new, jnp.where(floor, 2, jnp.where(new > 0.5 * res, stuck + 1, 0))
 
     def cont(state):
