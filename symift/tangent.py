@@ -26,8 +26,18 @@ class TangentSystem:
             vector = is_matrix(row.expr) or size != 1
             self.rhs[row.name] = sp.MatrixSymbol(f"_tangent_r{k}", size, 1) if vector else \
                 sp.Symbol(f"_tangent_r{k}", real=True)
-        solution, _ = a.eliminate({r.name: alg.lin(self.rhs[r.name]) for r in self.rows})
-        self.solution = {u: alg.to_sympy(lin) for u, lin in solution.items()}
+        back, _ = a.forward_eliminate({r.name: alg.lin(self.rhs[r.name]) for r in self.rows})
+        self.solution = {u: alg.to_sympy(lin) for u, lin in a.back_substitute(back).items()}
+        # the same solution by back substitution on named steps, in solve order (for code: the
+        # later unknowns reuse the earlier ones instead of solving for them again)
+        unknowns = {u.name: u for u in a.unknowns}
+        self.step_symbols = {}
+        for k, (c, *_) in enumerate(back):
+            u = unknowns[c]
+            self.step_symbols[c] = sp.MatrixSymbol(f"_tangent_d{k}", u.size, 1) if is_matrix(u.symbol) \
+                else sp.Symbol(f"_tangent_d{k}", real=True)
+        staged = a.back_substitute(back, self.step_symbols)
+        self.staged = [(c, alg.to_sympy(staged[c])) for c, *_ in reversed(back)]
         self.parts = {}   # row name -> [(param, −∂F_row/∂p as sympy, direction symbol or None)]
         for p in d.parameters:
             rhs, direction = a.rhs(d.symbols[p])
@@ -58,10 +68,15 @@ def tangent_fn(mw, system: TangentSystem) -> str:
             else:
                 code = f"jnp.zeros(({em.size(row.size)},))" if is_matrix(sym) else "0.0"
             em.names[sym] = em.tmp(code, "r")
+        steps = {}
+        for var, expr in system.staged:  # back substitution: later unknowns reuse the earlier ones
+            code = em.vec(expr)
+            steps[var] = code if code.isidentifier() else em.tmp(code, "d")
+            em.names[system.step_symbols[var]] = steps[var]
         outs = []
         for var in mw.unknowns:
-            if var in system.solution:
-                outs.append(em.vec(system.solution[var]))
+            if var in steps:
+                outs.append(steps[var])
             else:   # an inactive multiplier: its tangent is 0
                 vsym = mw.layout.symbols[var]
                 outs.append(f"jnp.zeros({mw.shape_expr(vsym, em)})")

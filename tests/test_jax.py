@@ -180,6 +180,8 @@ def test_tangent_solves_stay_transposable():
     tangents = src[src.index("def _tangents"):]
     tangents = tangents[:tangents.index("\ndef ")]
     assert "_cho_solve(_chol" in tangents and "G.T)" in tangents  # Q⁻¹Gᵀ: primal
+    # back substitution on named steps: dλ is solved once, dz and dν reuse it
+    assert tangents.count("lu_solve(") == 1
     for line in tangents.splitlines():
         if "_cho_solve(" in line or "_lu_solve(" in line:
             assert "t_" not in line and "_r" not in line.split("=", 1)[1], line
