@@ -339,6 +339,8 @@ def _make_core(tol, maxiter, backward, backward_tol, backward_maxiter, solver, c
             sol = _user_solve(solver, dict(zip(PARAMS, ({unpack}))), tol * scale, callback)
         return tuple(sol[:-1]) + (sol[-1] / scale,)
 
+    forward = _in_chunks(forward)  # under vmap: the batch in cache-sized chunks (never differentiated)
+
     @jax.custom_jvp
     def core({plist}):
         return forward({plist})

@@ -124,12 +124,16 @@ def test_vmap_equals_loop():
     np.testing.assert_allclose(g[1], jax.grad(lambda t: layer(theta=t)["z"][0])(thetas[1]), atol=1e-12)
 
 
-def test_batched_optnet_vmap_equals_loop_in_both_modes():
-    """A batch of 16 OptNet problems: the forward, the closed-form tangent and its transpose under
-    vmap (where factorizations and the Newton solves are cut across cores) equal a loop."""
+@pytest.mark.parametrize("chunk", [None, 4])
+def test_batched_optnet_vmap_equals_loop_in_both_modes(chunk, monkeypatch):
+    """A batch of OptNet problems: the forward, the closed-form tangent and its transpose under
+    vmap (where factorizations and the Newton solves are cut across cores, and the forward solve
+    runs in chunks: here 16 problems whole, or 10 in chunks of 4, 4 and a rest of 2) equal a loop."""
     layer = layer_of("optnet_qp")
+    if chunk:
+        monkeypatch.setattr(layer.module, "_chunk_size", lambda size, problem_bytes: chunk)
     rng = np.random.default_rng(11)
-    batch = [optnet_case(rng, 6)[0] for _ in range(16)]
+    batch = [optnet_case(rng, 6)[0] for _ in range(10 if chunk else 16)]
     stacked = {k: jnp.asarray(np.stack([b[k] for b in batch])) for k in batch[0]}
     w = jnp.asarray(rng.standard_normal(6))
 
@@ -159,6 +163,10 @@ def test_lapack_batches_are_cut_across_cores():
     pieces = mod._lapack_pieces(32)
     hlo = jax.jit(jax.vmap(mod._cho_factor)).lower(M).compile().as_text()
     assert hlo.count("custom_call_target=\"lapack_dpotrf") == pieces
+    # the forward solve's chunks: ~4 MiB of parameters, a power of two, at least 8 problems
+    if jax.default_backend() == "cpu" and jax.local_device_count() == 1:
+        assert mod._chunk_size(128, 160_000) == 16 and mod._chunk_size(128, 8) == 128
+        assert mod._chunk_size(128, 10**8) == 8 and mod._chunk_size(4, 10**8) == 4
     if jax.default_backend() == "cpu" and jax.local_device_count() == 1 and jax.__version_info__ < (0, 10):
         assert pieces == min(os.cpu_count() or 1, 4)
     c = jax.vmap(mod._cho_factor)(M)
