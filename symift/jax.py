@@ -72,7 +72,7 @@ def _lapack_pieces(size):
     devices (sharding already spreads the batch) and from jaxlib 0.10 on (it splits batches itself).
     """
     if (jax.default_backend() != "cpu" or jax.local_device_count() > 1
-            or jax.__version_info__ >= (0, 10)):
+            or tuple(int(v) for v in jax.__version__.split(".")[:2]) >= (0, 10)):
         return 1
     return max(1, min(os.cpu_count() or 1, size // 8))
 
