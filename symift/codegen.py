@@ -22,141 +22,12 @@ import re
 
 import sympy as sp
 
-from .backward import BACKWARD, LayerWriter, closed_form_fns
 from .derive import Derivation
-from .errors import UnsupportedError
+from .errors import SymiftError, UnsupportedError
 from .expr import is_matrix
-from .forward import DUAL_NEWTON, SeparableWriter, separable_dual
-from .jax import RUNTIME, Emitter, python_name
+from .forward import SeparableWriter, separable_dual
+from .jax import AbsoluteEmitter, Emitter, python_name
 from .model import Problem
-from .recovery import RECOVERY
-
-SOLVER = '''
-class SolverError(RuntimeError):
-    """The forward solve did not converge (or met a singular KKT system)."""
-
-
-def _tracing(x):
-    return isinstance(x, jax.core.Tracer)
-
-
-def _interior_point(F, x0, positive, n_pos, tol, maxiter, direction=None):
-    """Primal-dual interior point on F(x, mu) = 0 with mu -> 0 (Mehrotra's centering rule).
-
-    ``positive`` masks the entries that must stay > 0 (multipliers, slacks, positive variables);
-    the last ``n_pos`` entries of x are slacks t, the ``n_pos`` before them their multipliers,
-    and the last ``n_pos`` rows of F are lam * t - mu.  Each iteration takes an affine
-    (predictor) step to measure how far the gap can fall, targets mu = sigma * gap with
-    sigma = (gap_affine / gap)^3, and takes a damped Newton step on F(., mu) — with Mehrotra's
-    second-order correction where that step decreases the residual norm.
-    Each iteration factorizes dF/dx once: ``direction(x)`` returns the function r -> dF/dx^-1 r
-    (default: dense LU of jax.jacfwd(F)), applied to the affine, centered and corrected
-    right-hand sides.
-    ``tol`` is the acceptance threshold: the loop aims at max |F(x, 0)| <= tol / 1000 and stops
-    early once the residual is within tol and two iterations in a row did not halve it, or the
-    (corrected) Newton step no longer decreases it (the rounding floor of an ill-conditioned problem:
-    without this, one such problem keeps a whole vmapped batch iterating to maxiter).
-    Returns (x, max |F(x, 0)|, iterations).
-    """
-    F0 = F
-
-    def F(x, mu):  # noqa: F811 - the residual in the unknowns' dtype (float32 stays float32)
-        return F0(x, mu).astype(x.dtype)
-
-    def factor(x):
-        """The Newton solve at x: factorized once, applied to several right-hand sides."""
-        if direction is None:  # dense Newton step on the whole KKT Jacobian
-            lu = _lu_factor(jax.jacfwd(F)(x, 0.0))
-            return lambda r: _lu_solve(lu, r)
-        solve = direction(x)  # the structured step from the block elimination
-        return lambda r: solve(r).astype(x.dtype)
-
-    def gap(x):
-        return x[-n_pos:] @ x[-2 * n_pos:-n_pos] / n_pos if n_pos else jnp.zeros((), x.dtype)
-
-    def shifted(r0, mu):  # F(x, mu) from F(x, 0): only the complementarity rows lam * t - mu move
-        return r0.at[-n_pos:].add(-mu) if n_pos else r0
-
-    def size(r):
-        return jnp.max(jnp.abs(r)) if r.size else jnp.zeros((), r.dtype)
-
-    def to_boundary(x, dx):
-        ratio = jnp.where(positive & (dx < 0), -x / jnp.where(dx < 0, dx, -1.0), jnp.inf)
-        return jnp.min(ratio, initial=jnp.inf)
-
-    def step(state):  # F(x, 0) is carried from the previous step's line search
-        x, r0, k, res, stuck = state
-        solve = factor(x)
-        mu = jnp.zeros((), x.dtype)
-        if n_pos:
-            dxa = solve(-r0)
-            xa = x + jnp.minimum(1.0, to_boundary(x, dxa)) * dxa
-            sigma = jnp.clip((gap(xa) / gap(x)) ** 3, 0.0, 1.0)
-            # stay near the central path: the gap may not fall far below the infeasibility,
-            # or pairs (lam, t) both reach 0 while the residual stalls
-            infeasible = jnp.max(jnp.abs(r0[:-n_pos]), initial=0.0)
-            mu = jnp.maximum(sigma * gap(x), 0.1 * jnp.minimum(gap(x), infeasible))
-        r = shifted(r0, mu)
-        norm_r = jnp.linalg.norm(r)
-        # fraction to the boundary: 0.99 far out, closer to 1 as the gap closes (else every step
-        # stops 1% short and the gap falls at most 100x per iteration)
-        tau = jnp.clip(1.0 - gap(x), 0.99, 1.0 - 100 * jnp.finfo(x.dtype).eps) if n_pos else 0.99
-
-        def newton_step():  # the plain (centered) Newton step and its fraction to the boundary
-            dx = solve(-r)
-            return jnp.minimum(1.0, tau * to_boundary(x, dx)), dx
-
-        def trial(d, a):
-            return F(x + a * d, jnp.zeros((), x.dtype))
-
-        def ok(a, r_a):  # sufficient decrease of the residual norm
-            return jnp.linalg.norm(shifted(r_a, mu)) <= (1 - 1e-4 * a) * norm_r
-
-        if n_pos:  # Mehrotra's corrector (the second-order term dlam_aff * dt_aff) first
-            dxc = solve(-r.at[-n_pos:].add(dxa[-2 * n_pos:-n_pos] * dxa[-n_pos:]))
-            ac = jnp.minimum(1.0, tau * to_boundary(x, dxc))
-            start = (ac, dxc, trial(dxc, ac), jnp.array(False))
-        else:
-            alpha, dx = newton_step()
-            start = (alpha, dx, trial(dx, alpha), jnp.array(True))
-
-        def halve(s):
-            a, d, _, plain = s
-            return 0.5 * a, d, trial(d, 0.5 * a), plain
-
-        def switch(s):  # to the plain Newton step
-            a, d = newton_step()
-            return a, d, trial(d, a), jnp.array(True)
-
-        # backtrack the corrector twice, then switch to the plain step (a loop of at most one
-        # pass: under vmap it is solved only when some problem needs it), then backtrack that
-        s = start
-        if n_pos:
-            s = lax.while_loop(lambda s: ~ok(s[0], s[2]) & (s[0] > 0.3 * ac), halve, s)
-            s = lax.while_loop(lambda s: ~ok(s[0], s[2]) & ~s[3], switch, s)
-        a, d, r_a, _ = lax.while_loop(lambda s: ~ok(s[0], s[2]) & (s[0] > 1e-8), halve, s)
-        # no step without a decrease (nor into NaN: a failed factorization at the rounding floor)
-        moved = ok(a, r_a)
-        x, r0 = jnp.where(moved, x + a * d, x), jnp.where(moved, r_a, r0)
-        new = size(r0)
-        # within tol, a first step that does not decrease the residual marks the rounding floor
-        floor = ~ok(start[0], start[2]) if n_pos else jnp.array(False)
-        return x, r0, k + 1, new, jnp.where(floor, 2, jnp.where(new > 0.5 * res, stuck + 1, 0))
-
-    def cont(state):
-        _, _, k, res, stuck = state
-        return (k < maxiter) & (res > 1e-3 * tol) & jnp.isfinite(res) & ~((res <= tol) & (stuck >= 2))
-
-    zero = jnp.zeros((), x0.dtype)
-    if n_pos:  # start from the affine step's point, with the positive entries pushed to >= 1
-        x1 = x0 + factor(x0)(-F(x0, zero))
-        x1 = jnp.where(positive, jnp.maximum(jnp.abs(x1), 1.0), x1)
-        x0 = jnp.where(jnp.all(jnp.isfinite(x1)), x1, x0)
-    r0 = F(x0, zero)
-    x, _, k, res, _ = lax.while_loop(cont, step, (x0, r0, 0, size(r0), 0))
-    return x, res, k
-'''
-
 
 class _Layout:
     """Argument names, shapes and flat-vector layout of a derivation's unknowns and params."""
@@ -337,7 +208,7 @@ class ModuleWriter:
         ineqs = [m for m in self.kkt.multipliers if m.kind == "inequality"]
         slack_args = [f"_t_{self.py(m.name)}" for m in ineqs]
         rhs = [f"_r{k}" for k in range(len(ns.rows))]
-        args = ["*"] + self.params + [u for u in self.d.unknowns] + slack_args
+        args = ["*", *self.params, *self.d.unknowns, *slack_args]
         em = self.emitter()
         # interior-point iterates keep multipliers and slacks > 0: Q + Gᵀdiag(λ/t)G is pd
         em.positive |= {ns.slacks[m.name] for m in ineqs} | {m.symbol for m in ineqs}
@@ -345,28 +216,87 @@ class ModuleWriter:
             em.names[ns.slacks[m.name]] = name
         for k, r in enumerate(ns.rows):
             em.names[ns.rhs[r.name]] = rhs[k]
+        result = self._staged(em, ns.staged, ns.step_symbols, [u.name for u in ns.unknowns])
+        once, per_rhs = _split_by_inputs(em.lines, rhs)
+        doc = ["    \"\"\"The Newton step of the interior point, by symift's block elimination: the",
+               '    factorizations once per iterate, then solve(right-hand side) as often as needed."""']
+        return self._two_stage("_newton_direction", args, doc, em, once,
+                               [("solve", rhs, per_rhs, result)])
+
+    def kkt_factor_fn(self, system) -> str:
+        """``_kkt_factor``: ∂F/∂x of the derivation at a solution, as ``(solve, row_abs)``.
+
+        The same block elimination as the closed forms with symbolic right-hand sides
+        (symift.tangent): its factorizations once, then ``solve(_r0, ...)`` = (∂F/∂x)⁻¹ r, linear
+        in r and transposable; ``row_abs`` bounds the row sums |∂F/∂x|·1 from above.  For the
+        condition estimate of the solution's status (symift.runtime.status).
+        """
+        a = self.d.analysis
+        rhs = [f"_r{k}" for k in range(len(system.rows))]
+        args = ["*", *self.params, *self.d.unknowns, *self.d.indicators]
+        em = self.emitter()
+        em.tangent_names |= set(rhs)  # solves of the right-hand side stay jax.scipy's (transposable)
+        for k, row in enumerate(system.rows):
+            em.names[system.rhs[row.name]] = rhs[k]
+        result = self._staged(em, system.staged, system.step_symbols, [u.name for u in a.unknowns])
+        once, per_rhs = _split_by_inputs(em.lines, rhs)
+        absolute = AbsoluteEmitter(self.layout.names(), self.pd)
+        absolute.counter = em.counter  # one numbering: the temporaries share the function's scope
+        rows = []
+        for row in a.rows:
+            terms = []
+            for u in a.unknowns:
+                block = a.blocks[row.name, u.name]
+                if not block.is_zero:
+                    ones = f"jnp.ones(({absolute.size(u.size)},))" if is_matrix(u.symbol) else "1.0"
+                    terms.append(absolute.apply(a.alg.to_sympy(block), ones))
+            rows.append(" + ".join(terms) if terms else "0.0")
+        once += absolute.lines
+        row_abs = "(" + ", ".join(rows) + ("," if len(rows) == 1 else "") + ")"
+        doc = ['    """dF/dx at a solution (complementarity rows normalized as in the derivation): its',
+               '    factorizations once, then solve(r) = (dF/dx)^-1 r; row_abs >= |dF/dx| 1 entrywise."""']
+        return self._two_stage("_kkt_factor", args, doc, em, once, [("solve", rhs, per_rhs, result)],
+                               extra=f"row_abs = {row_abs}", returns="solve, row_abs")
+
+    def _staged(self, em, staged, step_symbols, order) -> str:
+        """Back substitution on named steps (later unknowns reuse the earlier ones): the result tuple."""
         steps = {}
-        for u, expr in ns.staged:  # back substitution: later steps reuse the earlier ones
+        for u, expr in staged:
             code = em.vec(expr)
             steps[u] = code if code.isidentifier() else em.tmp(code, "d")
-            em.names[ns.step_symbols[u]] = steps[u]
-        result = "(" + ", ".join(steps[u.name] for u in ns.unknowns) + ("," if len(ns.unknowns) == 1 else "") + ")"
-        dependent, once, per_rhs = set(rhs), [], []
-        for line in em.lines:  # split the statements by their dependence on the right-hand side
-            name, code = line.strip().split(" = ", 1)
-            if dependent & set(re.findall(r"\w+", code)):
-                dependent.add(name)
-                per_rhs.append("    " + line)
-            else:
-                once.append(line)
-        text = "\n".join(em.lines) + "\n" + result
+            em.names[step_symbols[u]] = steps[u]
+        return "(" + ", ".join(steps[u] for u in order) + ("," if len(order) == 1 else "") + ")"
+
+    def _two_stage(self, name, args, doc, em, once, inner, extra="", returns=None) -> str:
+        """``def name(args)``: the ``once`` statements, then inner functions returned as a tuple
+        (or ``returns``, after the statement ``extra``)."""
+        body = "\n".join(once) + "\n" + "\n".join(r for *_, r in inner) + extra + \
+            "\n".join("\n".join(lines) for _, _, lines, _ in inner)
         dims = [line for line in self.dims_code(em, [a for a in args if a in self.layout.py])
-                if re.search(rf"\b{line.split()[0]}\b", text)]
-        head = [f"def _newton_direction({', '.join(self.py(a) if a in self.layout.py else a for a in args)}):",
-                '    """The Newton step of the interior point, by symift\'s block elimination: the',
-                '    factorizations once per iterate, then solve(right-hand side) as often as needed."""']
-        return "\n".join(head + dims + once + ["", f"    def solve({', '.join(rhs)}):"] + per_rhs +
-                         [f"        return {result}", "    return solve"])
+                if re.search(rf"\b{line.split()[0]}\b", body)]
+        out = [f"def {name}({', '.join(self.py(a) if a in self.layout.py else a for a in args)}):", *doc,
+               *dims, *once]
+        for fname, fargs, lines, result in inner:
+            out += ["", f"    def {fname}({', '.join(fargs)}):", *lines, f"        return {result}"]
+        if extra:
+            out.append(f"    {extra}")
+        out.append("    return " + (returns or ", ".join(f for f, *_ in inner)))
+        return "\n".join(out)
+
+    def shapes_fn(self) -> str:
+        """``_unknown_shapes(**params)``: the shape of every variable and multiplier."""
+        names = [v.name for v in self.d.problem.variables] + [m.name for m in self.kkt.multipliers]
+
+        def build(em):
+            items = []
+            for name in names:
+                sym = self.layout.symbols[name]
+                shape = "()" if not is_matrix(sym) else "(" + ", ".join(
+                    em.size(s) for s in (sym.shape if sym.shape[1] != 1 else sym.shape[:1])) + ",)"
+                items.append(f"{self.py(name)!r}: {shape}")
+            return "{" + ", ".join(items) + "}"
+        return self.function("_unknown_shapes", ["*", *self.params], build,
+                             "The shape of every variable and multiplier for these parameters.")
 
     def shape_expr(self, sym, em):
         if not is_matrix(sym):
@@ -374,136 +304,214 @@ class ModuleWriter:
         return f"({em.size(sym.shape[0])},)"
 
     # ---- the module
-    def source(self) -> str:
-        solver = SOLVER if self.separable is None else SOLVER[:SOLVER.index("\n\ndef _interior_point")]
+    def source(self, standalone: bool = True) -> str:
+        """The module: header, (the runtime's sections,) the problem's functions, SPEC and layer."""
         closed, why = closed_form_fns(self)  # why: no closed form for some pair (or None)
-        parts = [self.header(), RUNTIME, solver, self.residual_fn(), self.constraint_fns(), *closed]
+        parts = [self.header(standalone)]
+        if standalone:
+            parts.append(runtime_source(self.runtime_names()))
+        parts += [self.residual_fn(), self.constraint_fns(), self.shapes_fn(), *closed]
+        kkt_system = None
+        if why is None:
+            kkt_system = self.ift_system()
+            if kkt_system is not None:
+                parts.append(self.kkt_factor_fn(kkt_system))
         if self.newton is not None:
             parts.append(self.newton_fn())
         if self.separable is not None:
-            sw = SeparableWriter(self, self.separable)
-            if self.separable.equality is not None and self.separable.dual is None:
-                parts.append(DUAL_NEWTON)
-            parts += sw.functions()
-        lw = LayerWriter(self, why)
-        parts += [self.solver_fn(), lw.constants(), lw.shapes_fn(), BACKWARD, RECOVERY, lw.core()]
-        text = "\n\n\n".join(p.strip("\n") for p in parts) + "\n"
-        for name, line in (("np", "import numpy as np\n"), ("lax", "from jax import lax\n")):
-            if not re.search(rf"(?<![\w.]){name}\.", text):  # a closed-form forward needs neither
-                text = text.replace(line, "", 1)
-        return text
+            parts += SeparableWriter(self, self.separable).functions()
+        parts += [self.spec_code(why, kkt_system is not None), self.layer_fns()]
+        return "\n\n\n".join(p.strip("\n") for p in parts) + "\n"
 
-    def header(self) -> str:
-        d = self.d
-        params = ", ".join(f"{self.py(p)!r}" for p in self.params)
-        unknowns = ", ".join(f"{self.py(u)!r}" for u in self.unknowns)
-        return (f'"""symift-generated JAX module for {d.problem.source.filename} — do not edit.\n\n'
-                f"Solution map and implicit derivatives of the problem; regenerate with\n"
-                f"``symift codegen {d.problem.source.filename} -o OUT.py``.\n"
-                '"""\n'
-                "import os\n\nimport jax\nimport jax.numpy as jnp\nimport numpy as np\nfrom jax import lax\n\n"
-                f"PARAMS = ({params}{',' if len(self.params) == 1 else ''})\n"
-                f"UNKNOWNS = ({unknowns}{',' if len(self.unknowns) == 1 else ''})\n"
-                f"INDICATORS = {tuple(self.py(s) for s in d.indicators)!r}")
+    def ift_system(self):
+        """The elimination of ∂F/∂x with symbolic right-hand sides, or None where it fails."""
+        from .errors import SymiftError
+        from .tangent import TangentSystem
 
-    def solver_fn(self) -> str:
-        """The forward solve: unpack sizes, initial point, interior point / Newton, unpack."""
-        if self.separable is not None:
-            return SeparableWriter(self, self.separable).solver()
+        try:
+            return TangentSystem(self.d)
+        except (SymiftError, NotImplementedError, ValueError):
+            return None
+
+    def header(self, standalone: bool) -> str:
         d = self.d
+        filename = _docstring_safe(d.problem.source.filename)
+        doc = (f'"""symift-generated JAX module for {filename} — do not edit.\n\n'
+               f"Solution map and implicit derivatives of the problem; regenerate with\n"
+               f"``symift codegen {filename} -o OUT.py``.\n"
+               '"""\n')
+        if standalone:
+            return (doc + "from __future__ import annotations\n\nimport os\nfrom typing import Callable, NamedTuple\n\n"
+                    "import jax\nimport jax.numpy as jnp\nimport numpy as np\nfrom jax import lax")
+        from .runtime import HELPERS
+
+        names = ", ".join(sorted(set(HELPERS) | self.runtime_names()))
+        return doc + f"import jax\nimport jax.numpy as jnp\n\nfrom symift.runtime import {names}"
+
+    def runtime_names(self) -> set:
+        """The runtime names SPEC refers to: which forward solve, and its pieces."""
+        plan = self.separable
+        if plan is None:
+            return {"ProblemSpec", "make_layer", "kkt_solve"}
+        names = {"ProblemSpec", "make_layer", "separable_solve", "SeparableSpec"}
+        if plan.equality is not None and plan.dual is None:
+            names.add("dual_newton")
+        return names
+
+    def spec_code(self, why: str | None, has_kkt_factor: bool) -> str:
+        """``SPEC = ProblemSpec(...)``: the problem's names and structure for the runtime."""
+        d, py = self.d, self.py
         kkt = self.kkt
-        variables = [v for v in d.problem.variables]
-        eqs = [m for m in kkt.multipliers if m.kind == "equality"]
-        ineqs = [m for m in kkt.multipliers if m.kind == "inequality"]
-        em = self.emitter()
-        lines = [f"def _solve({', '.join(self.py(p) for p in self.params)}, tol, maxiter):",
-                 '    """Forward solve: returns the unknowns, the residual norm and the indicators."""']
-        lines += self.dims_code(em, self.params)
-        dtype = "jnp.result_type(" + ", ".join(["float"] + [self.py(p) for p in self.params]) + ")"
-        lines.append(f"    dtype = {dtype}")
-        sizes = []
-        for v in variables:
-            sym = d.symbols[v.name]
-            sizes.append((v.name, em.size(sym.shape[0]) if is_matrix(sym) else "1", is_matrix(sym), v.positive))
-        for m in eqs + ineqs:
-            sym = m.symbol
-            sizes.append((m.name, em.size(sym.shape[0]) if is_matrix(sym) else "1", is_matrix(sym), False))
-        slacks = [(f"_t_{self.py(m.name)}", em.size(m.symbol.shape[0]) if is_matrix(m.symbol) else "1",
-                   is_matrix(m.symbol)) for m in ineqs]
-        order = [(self.py(n), s, vec) for n, s, vec, _ in sizes] + slacks
-        lines.append("    sizes = [" + ", ".join(s for _, s, _ in order) + "]")
-        lines.append("    offsets = np.cumsum([0] + sizes)")
-        lines.append("")
-        lines.append("    def unpack(_x):")
-        for k, (name, _, vec) in enumerate(order):
-            take = f"_x[offsets[{k}]:offsets[{k + 1}]]"
-            lines.append(f"        {name} = {take}" + ("" if vec else "[0]"))
-        lines.append("        return " + ", ".join(n for n, _, _ in order) + ("," if len(order) == 1 else ""))
-        lines.append("")
-        pargs = ", ".join(f"{self.py(p)}={self.py(p)}" for p in self.params)
-        vargs = ", ".join(f"{self.py(v.name)}={self.py(v.name)}" for v in variables)
-        margs = ", ".join(f"{self.py(m.name)}={self.py(m.name)}" for m in kkt.multipliers)
-        lines.append("    def F(_x, _mu):")
-        lines.append("        " + ", ".join(n for n, _, _ in order) + (", " if len(order) == 1 else "") + " = unpack(_x)")
-        lines.append(f"        blocks = list(_equations({', '.join(a for a in (pargs, vargs, margs) if a)}))")
-        if ineqs:
-            lines.append(f"        gs = _inequalities({', '.join(a for a in (pargs, vargs) if a)})")
-            for k, m in enumerate(ineqs):
-                t = slacks[k][0]
-                lines.append(f"        blocks.append(gs[{k}] + {t})")
-            for k, m in enumerate(ineqs):
-                t = slacks[k][0]
-                lines.append(f"        blocks.append({self.py(m.name)} * {t} - _mu)")
-        lines.append("        return jnp.concatenate([jnp.atleast_1d(b) for b in blocks])")
-        lines.append("")
-        # initial point: ones for positive variables, zeros otherwise; duals 0; λ = t = 1
-        init, positive = [], []
-        for name, s, vec, pos in sizes:
-            m = next((m for m in ineqs if m.name == name), None)
-            value = "1.0" if (pos or m is not None) else "0.0"
-            init.append(f"jnp.full(({s},), {value}, dtype)")
-            positive.append(f"jnp.full(({s},), {pos or m is not None})")
-        for _, s, _ in slacks:
-            init.append(f"jnp.full(({s},), 1.0, dtype)")
-            positive.append(f"jnp.full(({s},), True)")
-        lines.append("    x0 = jnp.concatenate([" + ", ".join(init) + "])")
-        lines.append("    positive = jnp.concatenate([" + ", ".join(positive) + "])")
-        n_pos = " + ".join(s for _, s, _ in slacks) or "0"
-        direction = "None"
-        if self.newton is not None:
-            direction = "direction"
-            row_sizes = [em.size(r.size) for r in self.newton.rows]
-            lines.append("")
-            lines.append("    def direction(_x):")
-            lines.append("        " + ", ".join(n for n, _, _ in order) + (", " if len(order) == 1 else "") + " = unpack(_x)")
-            kw = [f"{self.py(p)}={self.py(p)}" for p in self.params]
-            kw += [f"{n}={n}" for n, _, _ in order]
-            lines.append(f"        solve = _newton_direction({', '.join(kw)})")
-            lines.append(f"        cuts = np.cumsum([0, {', '.join(row_sizes)}])")
-            lines.append("")
-            lines.append("        def step(_r):")
-            takes = [f"_r[cuts[{k}]:cuts[{k + 1}]]" + ("" if _is_vector(self.newton.rhs[r.name]) else "[0]")
-                     for k, r in enumerate(self.newton.rows)]
-            lines.append(f"            steps = solve({', '.join(takes)})")
-            lines.append("            return jnp.concatenate([jnp.atleast_1d(v) for v in steps])")
-            lines.append("        return step")
-            lines.append("")
-        lines.append(f"    _x, res, iters = _interior_point(F, x0, positive, {n_pos}, tol, maxiter, {direction})")
-        lines.append("    values = unpack(_x)")
-        # multipliers in the order of the derivation's unknowns
-        lines.append(f"    {', '.join(n for n, _, _ in order)}{',' if len(order) == 1 else ''} = values")
-        inds = []
-        for m in ineqs:
-            name = m.name
-            if name in d.analysis.indicators:
-                s, _, _ = d.analysis.indicators[name]
-                t = f"_t_{self.py(name)}"
-                # inactive (sᵢ = 1) where the slack exceeds the multiplier
-                inds.append(f"jnp.where({t} > {self.py(name)}, 1.0, 0.0).astype(dtype)")
-        outs = [self.py(u) for u in self.unknowns]
-        lines.append("    return (" + ", ".join(outs + inds + ["res"]) + ")")
-        text = "\n".join(lines[2:])
-        return "\n".join(line for line in lines if not _unused_dim(line, text))
+        mults = kkt.multipliers
+        indicator_of = {py(m): py(s.name) for m, (s, _, _) in d.analysis.indicators.items()}
+        fields = [
+            ("filename", repr(d.problem.source.filename)),
+            ("params", _tuple(py(p) for p in self.params)),
+            ("variables", _tuple(py(v.name) for v in d.problem.variables)),
+            ("equalities", _tuple(py(m.name) for m in mults if m.kind == "equality")),
+            ("inequalities", _tuple(py(m.name) for m in mults if m.kind == "inequality")),
+            ("indicator_of", repr(indicator_of)),
+            ("declared_inactive", _tuple(py(m) for m in d.analysis.inactive)),
+            ("positive", _tuple(py(v.name) for v in d.problem.variables if v.positive)),
+            ("stationarity", repr(tuple(b.name for b in kkt.residual if b.kind == "stationarity"))),
+            ("symmetric", _tuple(py(q.name) for q in d.problem.params if q.attributes & {"symmetric", "psd", "pd"})),
+            ("why_no_closed_form", repr(why or "")),
+            ("forward", "separable_solve" if self.separable is not None else "kkt_solve"),
+            ("cg_applicable", str(d.problem.kind == "optimization" and not mults)),
+            ("residual", "residual"),
+            ("equations", "_equations"),
+            ("constraints", "_inequalities"),
+            ("shapes", "_unknown_shapes"),
+            ("tangents", "_tangents" if why is None else "None"),
+            ("newton_direction", "_newton_direction" if self.newton is not None else "None"),
+            ("separable", self.separable_spec()),
+            ("kkt_factor", "_kkt_factor" if has_kkt_factor else "None"),
+            ("ift_rows", repr(tuple(r.name for r in d.analysis.rows)) if has_kkt_factor else "()"),
+            ("ift_unknowns", _tuple(py(u.name) for u in d.analysis.unknowns) if has_kkt_factor else "()"),
+        ]
+        return "SPEC = ProblemSpec(\n" + "".join(f"    {k}={v},\n" for k, v in fields) + ")\n_layer = make_layer(SPEC)"
+
+    def separable_spec(self) -> str:
+        """``SeparableSpec(...)`` of the dual reduction, or ``None``."""
+        plan = self.separable
+        if plan is None:
+            return "None"
+        py = self.py
+        eq = plan.equality is not None
+        bounds = _tuple((py(b.multiplier), b.sign) for b in plan.bounds)
+        fields = [("variable", repr(py(plan.variable))), ("equality", repr(py(plan.equality.name)) if eq else "None"),
+                  ("bounds", bounds), ("inactive", _tuple(py(m) for m in plan.inactive)), ("primal", "_separable"),
+                  ("dual_equality", "_dual_equality" if eq else "None"),
+                  ("dual", "_dual" if eq and plan.dual is not None else "None"),
+                  ("newton", "dual_newton" if eq and plan.dual is None else "None")]
+        return "SeparableSpec(" + ", ".join(f"{k}={v}" for k, v in fields) + ")"
+
+    def layer_fns(self) -> str:
+        params = [self.py(p) for p in self.params]
+        plist = ", ".join(params)
+        packed = f"({plist}{',' if len(params) == 1 else ''})"
+        return f'''def layer({plist}, *, tol=None, maxiter=100, backward="auto", backward_tol=None,
+          backward_maxiter=None, solver=None, callback=False, checks=True, strict=True):
+    """The solution map: a dict of unknowns (variables and multipliers), differentiable.
+
+    Also returns the active-set indicators and the solution's status: ``residual`` (max |F| at
+    the solution, relative to the size of the data: divided by max(1, max |θ|)), ``converged``
+    (residual <= tol; default 1e-9 in float64, 1e-4 in float32; the solver aims 1000 times
+    lower, or stops at the rounding floor once within tol), ``cond`` (an estimate of the
+    condition number of dF/dx there; NaN where not estimated), ``margin`` (strict
+    complementarity: min over the inequalities of max(multiplier, -g)) and ``regular`` (all of
+    them as the implicit function theorem needs).  In eager use a non-converged solve, or a
+    singular or ill-conditioned dF/dx, raises SolverError, and an eager jax.grad / jax.jvp
+    also raises where strict complementarity fails; under jit or vmap the status is the flag,
+    and the tangents of an irregular solution are NaN (strict=False keeps them).  checks=False
+    skips the condition estimate.
+
+    backward: "auto" (the closed form where one was derived, else a linear solve on dF/dx),
+    "closed_form", or a linear solve "lu" | "gmres" | "bicgstab" | "cg".  A backward solve whose
+    relative residual exceeds backward_tol (default 1e-8 in float64, 1e-3 in float32) gives NaN
+    tangents; an eager jax.grad / jax.jvp first checks the solve on a generic right-hand side
+    and raises SolverError if it fails.  backward_maxiter bounds the Krylov iterations
+    (default 10 x the unknowns).
+
+    solver: a function of the parameters (keywords) returning the primal solution — an array
+    when the problem has one variable, else a dict by variable name — and optionally multipliers
+    (dict entries by multiplier name).  It is called under jax.jit and jax.vmap on
+    non-differentiated values, so it must be JAX-traceable; callback=True calls a NumPy / SciPy /
+    CVXPY solver through jax.pure_callback instead.  Missing multipliers are recovered from
+    stationarity by least squares; a solution whose KKT residual exceeds tol raises
+    SolverError in eager use and is flagged by ``converged`` under jit.
+    """
+    return _layer({packed}, tol=tol, maxiter=maxiter, backward=backward, backward_tol=backward_tol,
+                  backward_maxiter=backward_maxiter, solver=solver, callback=callback, checks=checks,
+                  strict=strict)
+
+
+def solve({plist}, *, tol=None, maxiter=100):
+    """Forward solve only (the same numbers as layer, without the implicit backward)."""
+    return layer({plist}, tol=tol, maxiter=maxiter)'''
+
+
+def closed_form_fns(mw) -> tuple:
+    """(the closed-form functions that could be derived, why there is no full closed form or None).
+
+    ``Derivation.jacobian`` raises MathError where the block elimination finds no invertible
+    pivot (e.g. box constraints) and UnsupportedError where it cannot eliminate; the printer
+    raises UnsupportedError for a construct it cannot translate.  Then ``_tangents`` is left out
+    and ``backward="auto"`` takes the linear solve.
+    """
+    out, why = [], None
+    for var in mw.unknowns:
+        for p in mw.params:
+            try:
+                out.append(mw.jacobian_fn(var, p))
+            except (SymiftError, NotImplementedError) as exc:
+                why = why or f"d{var}/d{p}: {getattr(exc, 'message', exc)}"
+    if why is None:
+        try:
+            out.append(mw.tangent_fn())
+        except (SymiftError, NotImplementedError) as exc:
+            why = f"the tangent: {getattr(exc, 'message', exc)}"
+    return out, why
+
+
+def runtime_source(used: set) -> str:
+    """The standalone sections of the runtime files, in dependency order (see symift.runtime),
+    without the optional files whose entry point is not in ``used``."""
+    from importlib import resources
+
+    from .runtime import OPTIONAL_FILES, STANDALONE_FILES
+
+    parts = []
+    for name in STANDALONE_FILES:
+        if name in OPTIONAL_FILES and OPTIONAL_FILES[name] not in used:
+            continue
+        text = resources.files("symift.runtime").joinpath(name).read_text(encoding="utf-8")
+        for section in re.findall(r"^###\{standalone\n(.*?)^###\}$", text, flags=re.S | re.M):
+            parts.append(section.strip("\n"))
+    return "\n\n\n".join(parts)
+
+
+def _split_by_inputs(lines, inputs) -> tuple:
+    """Statements that do not depend on ``inputs`` (once), and those that do (indented one level)."""
+    dependent, once, per_input = set(inputs), [], []
+    for line in lines:
+        name, code = line.strip().split(" = ", 1)
+        if dependent & set(re.findall(r"\w+", code)):
+            dependent.add(name)
+            per_input.append("    " + line)
+        else:
+            once.append(line)
+    return once, per_input
+
+
+def _docstring_safe(text: str) -> str:
+    """A file name as it may appear inside a generated docstring (no quotes, escapes or controls)."""
+    return "".join(c if c.isprintable() and c not in "\"\\" else "?" for c in text)
+
+
+def _tuple(items) -> str:
+    items = list(items)
+    return "(" + ", ".join(repr(i) for i in items) + ("," if len(items) == 1 else "") + ")"
 
 
 def newton_system(d: Derivation):

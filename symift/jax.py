@@ -30,151 +30,17 @@ from sympy.matrices.expressions.matexpr import MatrixExpr
 
 from .errors import UnsupportedError
 from .expr import Scalar, as_sympy
+from .runtime import HELPERS, STATUS_KEYS
 
 #: Names the generated code uses itself; user names equal to these are mangled.
-RESERVED = {"jax", "jnp", "np", "lax", "os", "functools", "partial",
-            # arguments and locals of the generated solver and layer
+RESERVED = {"jax", "jnp", "np", "lax", "os", "functools", "partial", "annotations", "Callable", "NamedTuple",
+            # arguments and locals of the generated functions and layer
             "tol", "maxiter", "backward", "backward_tol", "backward_maxiter", "solver", "callback",
+            "checks", "strict", "solve", "matvec",
             "dtype", "sizes", "offsets", "unpack", "blocks", "gs", "x0", "positive", "direction",
-            "cuts", "steps", "res", "iters", "values", "F"}
-
-#: Runtime helpers shared by every generated module (they handle 1-D and 2-D operands).
-RUNTIME = '''
-def _row(u, v):
-    """uᵀ v: a scalar for a vector v, a 1×k row for a matrix v."""
-    if jnp.ndim(v) == 1:  # an elementwise product and a sum: fuses on CPU, unlike a batched dot
-        return jnp.sum(u * v)
-    return jnp.tensordot(u, v, axes=1)[None, :]
-
-
-def _col(u, a):
-    """u a for a scalar a, or the outer product u a for a 1×k row a."""
-    return u * a if jnp.ndim(a) == 0 else u[:, None] * a
-
-
-def _diag(d, v):
-    """diag(d) v without forming diag(d)."""
-    return d * v if jnp.ndim(v) == 1 else d[:, None] * v
-
-
-def _gram(b, d):
-    """bᵀ diag(d) b for d > 0, as wᵀw with w = √d ∘ b (one product, no diag(d) b then bᵀ·)."""
-    w = jnp.sqrt(d)[:, None] * b
-    return w.T @ w
-
-
-def _lapack_pieces(size):
-    """Into how many calls a vmapped batch of `size` factorizations or triangular solves is cut.
-
-    Before 0.10, jaxlib's CPU LAPACK kernels run a batch on one thread, one problem after the
-    other, while XLA runs independent calls concurrently: one piece per core halves a batch of
-    128 Cholesky factorizations on 2 cores.  One piece on GPU/TPU (batched kernels), with several
-    devices (sharding already spreads the batch) and from jaxlib 0.10 on (it splits batches itself).
-    """
-    if (jax.default_backend() != "cpu" or jax.local_device_count() > 1
-            or tuple(int(v) for v in jax.__version__.split(".")[:2]) >= (0, 10)):
-        return 1
-    return max(1, min(os.cpu_count() or 1, size // 8))
-
-
-def _custom_vmap(plain, rule):
-    """`plain` with `rule` as its batching rule, differentiable through `plain`'s own jvp (reverse
-    mode only where its inputs are not being differentiated: factorizations of primal values, the
-    interior point's Newton solves, the forward solve)."""
-    f = jax.custom_batching.custom_vmap(plain)
-    f.def_vmap(rule)
-    wrapped = jax.custom_jvp(f)
-    wrapped.defjvp(lambda primals, tangents: jax.jvp(plain, primals, tangents))
-    return wrapped
-
-
-def _batched(plain, in_batched):
-    return jax.vmap(plain, in_axes=jax.tree.map(lambda b: 0 if b else None, list(in_batched)))
-
-
-def _slice(args, in_batched, lo, hi):
-    return jax.tree.map(lambda a, b: a[lo:hi] if b else a, list(args), list(in_batched))
-
-
-def _across_cores(plain, vectors_only=False):
-    """`plain` (a factorization or solve) whose vmapped batch is cut into _lapack_pieces calls.
-
-    vectors_only: cut a solve only for a single right-hand side (its last argument a vector);
-    with many, the triangular solve is BLAS-3 and multithreaded already, and cutting costs copies.
-    """
-    def rule(axis_size, in_batched, *args):
-        per_problem = jnp.ndim(args[-1]) - bool(jax.tree.leaves(in_batched[-1])[0])
-        k = 1 if vectors_only and per_problem > 1 else _lapack_pieces(axis_size)
-        cuts = [axis_size * i // k for i in range(k + 1)]
-        pieces = [_batched(plain, in_batched)(*_slice(args, in_batched, cuts[i], cuts[i + 1])) for i in range(k)]
-        out = jax.tree.map(lambda *p: jnp.concatenate(p), *pieces) if k > 1 else pieces[0]
-        return out, jax.tree.map(lambda _: True, out)
-    return _custom_vmap(plain, rule)
-
-
-def _chunk_size(axis_size, problem_bytes):
-    """Problems per chunk when a vmapped forward solve runs its batch in sequential chunks.
-
-    An interior-point iteration streams every problem's matrices through memory several times;
-    once a batch outgrows the cache, chunks that fit run faster (the OptNet QP, n = 100, batch 128
-    on 2 cores: about 1.7x), and each chunk runs only to its own slowest problem.  Chunks hold
-    about 4 MiB of parameters (a power of two, at least 8 problems).  One chunk on GPU/TPU (wide
-    batches are what they run well) and with several devices (sharding splits the batch).
-    """
-    if jax.default_backend() != "cpu" or jax.local_device_count() > 1:
-        return axis_size
-    size = 8
-    while 2 * size * problem_bytes <= 4 * 2**20:
-        size *= 2
-    return min(size, axis_size)
-
-
-def _in_chunks(plain):
-    """`plain` (the forward solve) whose vmapped batch runs in chunks of _chunk_size problems."""
-    def rule(axis_size, in_batched, *args):
-        leaves, tree = jax.tree.flatten(list(args))
-        flags = jax.tree.leaves(list(in_batched))
-        problem_bytes = sum(int(np.prod(jnp.shape(a)[1:])) * jnp.result_type(a).itemsize
-                            for a, b in zip(leaves, flags) if b)
-        size = _chunk_size(axis_size, problem_bytes)
-        batched = _batched(plain, in_batched)
-        full = axis_size // size * size
-        if size == axis_size:
-            out = batched(*args)
-            return out, jax.tree.map(lambda _: True, out)
-
-        def one(chunk):  # the batched leaves of one chunk
-            it = iter(chunk)
-            return batched(*jax.tree.unflatten(tree, [next(it) if b else a for a, b in zip(leaves, flags)]))
-        chunks = [a[:full].reshape((full // size, size) + a.shape[1:]) for a, b in zip(leaves, flags) if b]
-        out = jax.tree.map(lambda o: o.reshape((full,) + o.shape[2:]), lax.map(one, chunks))
-        if full < axis_size:
-            rest = batched(*_slice(args, in_batched, full, axis_size))
-            out = jax.tree.map(lambda o, r: jnp.concatenate([o, r]), out, rest)
-        return out, jax.tree.map(lambda _: True, out)
-    return _custom_vmap(plain, rule)
-
-
-#: Cholesky (upper factor) and LU factorizations and solves, each cut across cores under vmap
-#: (see _lapack_pieces); solves of tangents inside a jvp rule use jax.scipy's directly.
-_cho_factor = _across_cores(lambda m: jax.scipy.linalg.cho_factor(m)[0])
-_lu_factor = _across_cores(lambda m: jax.scipy.linalg.lu_factor(m))
-_cho_solve = _across_cores(lambda c, v: jax.scipy.linalg.cho_solve((c, False), v), vectors_only=True)
-_lu_solve = _across_cores(lambda lu, v: jax.scipy.linalg.lu_solve(lu, v), vectors_only=True)
-
-
-def _ones_row(v):
-    """1ᵀ v."""
-    r = jnp.sum(v, axis=0)
-    return r[None, :] if jnp.ndim(v) == 2 else r
-
-
-def _zeros(rows, v):
-    """The zero matrix with `rows` rows applied to v."""
-    if rows == 1:
-        return jnp.zeros((1,) + jnp.shape(v)[1:], jnp.result_type(v)) if jnp.ndim(v) == 2 else jnp.zeros((), jnp.result_type(v))
-    return jnp.zeros((rows,) + jnp.shape(v)[1:], jnp.result_type(v))
-'''
+            "cuts", "steps", "res", "iters", "values", "F",
+            # the runtime helpers the printed code calls
+            *HELPERS}
 
 _FUNCTIONS = {sp.log: "jnp.log", sp.exp: "jnp.exp", sp.sin: "jnp.sin", sp.cos: "jnp.cos",
               sp.tanh: "jnp.tanh", sp.Abs: "jnp.abs", sp.sign: "jnp.sign", sp.tan: "jnp.tan",
@@ -320,12 +186,12 @@ class Emitter:
         if isinstance(M, sp.MatrixSymbol):
             name = self.names[M]
             if cols == 1:
-                return name if v == ONE else f"_col({name}, {v})"
+                return name if v == ONE else f"col({name}, {v})"
             return name if _is_eye(v) else f"({name} @ {v})"
         if isinstance(M, sp.Transpose):
             X = M.arg
             if X.shape[1] == 1:
-                return f"_row({self.vec(X)}, {v})"
+                return f"row({self.vec(X)}, {v})"
             if isinstance(X, sp.MatrixSymbol):
                 return f"{self.names[X]}.T" if _is_eye(v) else f"({self.names[X]}.T @ {v})"
             pushed = X.T.doit(deep=False) if hasattr(X.T, "doit") else X.T
@@ -335,22 +201,22 @@ class Emitter:
         if isinstance(M, sp.Identity):
             return v
         if isinstance(M, sp.ZeroMatrix):
-            return f"_zeros({self.size(rows)}, {v})"
+            return f"zeros({self.size(rows)}, {v})"
         if isinstance(M, sp.OneMatrix):
             if cols == 1:
-                return f"_col(jnp.ones({self.size(rows)}), {v})"
+                return f"col(jnp.ones({self.size(rows)}), {v})"
             if rows == 1:
-                return f"_ones_row({v})"
-            return f"_col(jnp.ones({self.size(rows)}), _ones_row({v}))"
+                return f"ones_row({v})"
+            return f"col(jnp.ones({self.size(rows)}), _ones_row({v}))"
         if isinstance(M, sp.DiagMatrix):
             if _is_eye(v):
                 return f"jnp.diag({self.vec(M.args[0])})"
-            return f"_diag({self.vec(M.args[0])}, {v})"
+            return f"diag({self.vec(M.args[0])}, {v})"
         if isinstance(M, sp.MatMul):
             coeff, mats = M.as_coeff_mmul()
             f = _flat_factors(mats.args)
             if f is not None and _is_eye(v) and len(f) == 3 and f[0] == f[2].T and self._positive_diag(f[1]):
-                gram = f"_gram({self.apply(f[2], v)}, {self.vec(f[1].args[0])})"
+                gram = f"gram({self.apply(f[2], v)}, {self.vec(f[1].args[0])})"
                 return gram if coeff == 1 else f"({self.scalar(coeff)} * {gram})"
             acc = v
             for f in reversed(mats.args):
@@ -367,9 +233,9 @@ class Emitter:
             return acc
         if cols == 1 and isinstance(M, (sp.HadamardProduct, sp.HadamardPower, ElementwiseApplyFunction)):
             code = self.tmp(self.elementwise(M), "v")
-            return code if v == ONE else f"_col({code}, {v})"
+            return code if v == ONE else f"col({code}, {v})"
         if rows == 1 and isinstance(M, (sp.HadamardProduct, sp.HadamardPower, ElementwiseApplyFunction)):
-            return f"_row({self.vec(_elementwise_column(M))}, {v})"   # (z∘z)ᵀ v without a matrix
+            return f"row({self.vec(_elementwise_column(M))}, {v})"   # (z∘z)ᵀ v without a matrix
         raise UnsupportedError(f"no JAX translation for {type(M).__name__}: {M}")
 
     def apply_sum(self, terms, v: str) -> str:
@@ -470,11 +336,42 @@ class Emitter:
         if X.shape == (1, 1):
             return f"({v} / {self.scalar(Scalar(X))})"
         if self.is_pd(X):
-            fac = self.tmp(f"_cho_factor({self.matrix(X)})", "chol")
+            fac = self.tmp(f"cho_factor({self.matrix(X)})", "chol")
             return f"jax.scipy.linalg.cho_solve(({fac}, False), {v})" if self.carries_tangents(v) else \
-                f"_cho_solve({fac}, {v})"
-        fac = self.tmp(f"_lu_factor({self.matrix(X)})", "lu")
-        return f"jax.scipy.linalg.lu_solve({fac}, {v})" if self.carries_tangents(v) else f"_lu_solve({fac}, {v})"
+                f"cho_solve({fac}, {v})"
+        fac = self.tmp(f"lu_factor({self.matrix(X)})", "lu")
+        return f"jax.scipy.linalg.lu_solve({fac}, {v})" if self.carries_tangents(v) else f"lu_solve({fac}, {v})"
+
+
+class AbsoluteEmitter(Emitter):
+    """Prints |M| v instead of M v, entrywise upper bounds: every symbol and number is replaced by
+    its absolute value and every function value by its modulus, so a sum or product of terms
+    becomes the sum or product of their moduli (≥ the modulus of the result).  For the row sums
+    |∂F/∂x|·1 of the Skeel condition number (symift.runtime.status)."""
+
+    def __init__(self, names: dict, pd: set = frozenset(), indent: str = "    "):
+        # dims (positive integer symbols) are sizes, not entries
+        super().__init__({k: v if getattr(k, "is_integer", False) else f"jnp.abs({v})" for k, v in names.items()},
+                         pd, indent)
+
+    def scalar(self, e, extra: dict | None = None) -> str:
+        if extra is None and e not in self.names and isinstance(e, sp.Number):
+            return super().scalar(abs(e))
+        if extra is None and isinstance(e, sp.Function) and e.func in _FUNCTIONS:
+            return f"jnp.abs({super().scalar(e)})"
+        return super().scalar(e, extra)
+
+    def factored(self, first, rests, v: str) -> str:
+        """F (Σ rests) v without reusing F (−Σ rests) v negated: moduli have no sign."""
+        key = (first, frozenset(Counter(rests).items()), v)
+        if key not in self.products:
+            inner = self.apply_sum(rests, v)
+            code = self.apply(first, inner if inner.isidentifier() else self.tmp(inner, "s"))
+            self.products[key] = code if code.isidentifier() else self.tmp(code, "s")
+        return self.products[key]
+
+    def solve(self, X, v: str) -> str:
+        raise UnsupportedError("no modulus of an inverse")
 
 
 _MODULES: dict = {}
@@ -509,12 +406,13 @@ def jacobian_function(derivation, var: str, param: str):
 
     derivation.jacobian(var, param)  # validates the names
     writer = ModuleWriter(derivation)
-    module = load_module(writer.source(), "jacobians")
+    module = load_module(writer.source(standalone=False), "jacobians")
     fn = getattr(module, f"jacobian_{writer.layout.py[var]}_{writer.layout.py[param]}")
     to_py = dict(writer.layout.py)
 
     def jacobian(**values):
-        return fn(**{to_py.get(k, k): v for k, v in values.items()})
+        # a layer's result can be passed as it is: its status entries are not arguments
+        return fn(**{to_py.get(k, k): v for k, v in values.items() if k not in STATUS_KEYS})
 
     jacobian.__doc__ = fn.__doc__
     return jacobian

@@ -10,9 +10,10 @@ import inspect
 import warnings
 from pathlib import Path
 
+from . import runtime
 from .errors import MathError, SolverOutputError, UnsupportedError
 
-BACKWARDS = ("auto", "closed_form", "lu", "gmres", "bicgstab", "cg")
+BACKWARDS = runtime.BACKWARD_METHODS
 
 
 class Layer:
@@ -22,22 +23,27 @@ class Layer:
     damped Newton for root problems), or the user's ``solver``.  Backward: ``jax.custom_jvp``
     whose tangent is dx = −(∂F/∂x)⁻¹ ∂F/∂θ·dθ — the derived closed form J·dθ, or a linear solve
     on the derived ∂F/∂x (:mod:`symift.backward`) — so jit, vmap, grad, jacfwd and jacrev work.
-    The result holds every variable and multiplier, the active-set indicators, ``residual`` and
-    ``converged``.  Eager failures raise :class:`~symift.errors.MathError` (a non-converged or
-    non-optimal forward solve, a failed backward solve); under jit the result is flagged
-    (``converged`` false, NaN tangents).
+    The result holds every variable and multiplier, the active-set indicators and the status of
+    the solution (symift.runtime.status): ``residual``, ``converged``, ``cond`` (condition
+    estimate of ∂F/∂x), ``margin`` (strict complementarity) and ``regular``.  Eager failures
+    raise :class:`~symift.errors.MathError` (a non-converged or non-optimal forward solve, a
+    singular or ill-conditioned ∂F/∂x, a failed backward solve, and under an eager jax.grad a
+    degenerate active set); under jit the result is flagged (the status, NaN tangents).
     """
 
     def __init__(self, derivation, module, names: dict, tol=None, maxiter=100, *, backward="auto",
-                 backward_tol=None, backward_maxiter=None, solver=None, callback=False):
+                 backward_tol=None, backward_maxiter=None, solver=None, callback=False, checks=True,
+                 strict=True):
         self.derivation = derivation
         self.module = module
         self._to_py = names                      # user name -> python name
         self._from_py = {v: k for k, v in names.items()}
         self.params = list(derivation.parameters)
         self.tol, self.maxiter = tol, maxiter
+        self.spec = module.SPEC
         self.options = {"backward": backward, "backward_tol": backward_tol,
-                        "backward_maxiter": backward_maxiter, "callback": callback,
+                        "backward_maxiter": backward_maxiter, "callback": callback, "checks": checks,
+                        "strict": strict,
                         "solver": None if solver is None else self._in_module_names(solver)}
 
     def __call__(self, **params):
@@ -51,9 +57,9 @@ class Layer:
         source = self.derivation.problem.source
         try:
             out = self.module.layer(**kwargs, tol=self.tol, maxiter=self.maxiter, **self.options)
-        except self.module.SolverError as exc:
+        except runtime.SolverError as exc:
             raise MathError(str(exc), None, source) from None
-        except self.module.SolverOutputError as exc:
+        except runtime.SolverOutputError as exc:
             raise SolverOutputError(str(exc), None, source) from None
         return {self._from_py.get(k, k): v for k, v in out.items()}
 
@@ -75,7 +81,7 @@ class Layer:
 
 
 def compile(problem, solver=None, *, tol=None, maxiter=100, backward="auto",
-            backward_tol=None, backward_maxiter=None, callback=False) -> Layer:
+            backward_tol=None, backward_maxiter=None, callback=False, checks=True, strict=True) -> Layer:
     """The differentiable layer of a problem (see :class:`Layer`).
 
     solver: optional ``fn(**params)`` (or ``fn(*params)`` in declaration order, when its
@@ -83,7 +89,7 @@ def compile(problem, solver=None, *, tol=None, maxiter=100, backward="auto",
         problem has one variable, else a dict by variable name — and optionally multipliers
         (dict entries by multiplier name).  The implicit backward is attached to it (the
         ``custom_root`` pattern of Blondel et al. 2021, with F derived by symift); missing
-        multipliers are recovered from stationarity by least squares (:mod:`symift.recovery`).
+        multipliers are recovered from stationarity by least squares (:mod:`symift.runtime.recovery`).
         ``fn`` is called under jax.jit / jax.vmap on non-differentiated values and must be
         JAX-traceable; ``callback=True`` runs a NumPy / SciPy / CVXPY solver through
         ``jax.pure_callback`` instead.  With a solver, ``tol`` is the acceptance threshold:
@@ -93,6 +99,11 @@ def compile(problem, solver=None, *, tol=None, maxiter=100, backward="auto",
         ∂F/∂x: "lu", "gmres", "bicgstab", "cg" (unconstrained minimization only).
     backward_tol: the backward solve's relative residual threshold (default 1e-8 in float64,
         1e-3 in float32); backward_maxiter: Krylov iterations (default 10 × the unknowns).
+    checks: estimate the condition number of ∂F/∂x at every solution (the ``cond`` status; a few
+        products and solves with the factorizations of the closed form); False skips it.
+    strict: irregular solutions (status ``regular`` false) get NaN tangents under jit and raise
+        under an eager jax.grad; False keeps their tangents (the derivative on the computed active
+        set), flagged only by the status.
     """
     from .codegen import ModuleWriter
     from .derive import Derivation
@@ -107,12 +118,12 @@ def compile(problem, solver=None, *, tol=None, maxiter=100, backward="auto",
     _warn_deadlocking_jaxlib()
     d = problem if isinstance(problem, Derivation) else Derivation(problem)
     writer = ModuleWriter(d)
-    module = load_module(writer.source(), "layer")
+    module = load_module(writer.source(standalone=False), "layer")
     source = d.problem.source
-    if backward == "closed_form" and not module.CLOSED_FORM:
-        raise UnsupportedError(f"no closed-form Jacobian was derived ({module.WHY_NO_CLOSED_FORM}); "
+    if backward == "closed_form" and not module.SPEC.closed_form:
+        raise UnsupportedError(f"no closed-form Jacobian was derived ({module.SPEC.why_no_closed_form}); "
                                "use backward='auto', 'lu' or 'gmres'", None, source)
-    if backward == "cg" and not module.CG_APPLICABLE:
+    if backward == "cg" and not module.SPEC.cg_applicable:
         raise UnsupportedError("backward='cg' needs a symmetric positive definite ∂F/∂x, which only an "
                                "unconstrained minimization has: a KKT matrix with constraints is "
                                "indefinite (and nonsymmetric with the complementarity rows), a root "
@@ -120,7 +131,7 @@ def compile(problem, solver=None, *, tol=None, maxiter=100, backward="auto",
                                None, source)
     return Layer(d, module, dict(writer.layout.py), tol=tol, maxiter=maxiter, backward=backward,
                  backward_tol=backward_tol, backward_maxiter=backward_maxiter, solver=solver,
-                 callback=callback)
+                 callback=callback, checks=checks, strict=strict)
 
 
 _WARNED = []

@@ -27,6 +27,9 @@ from .errors import (
 )
 
 Size = Union[str, int]
+
+#: Entries of a layer's result besides the unknowns: the status of the solution (symift.runtime.layer).
+STATUS_NAMES = ("residual", "converged", "cond", "margin", "regular")
 Shape = tuple  # tuple[Size, ...] of length 0, 1 or 2
 
 
@@ -381,6 +384,9 @@ class _Builder:
             raise self.error(DuplicateError, f"'{name}' is a function name and cannot name a {what}", span)
         if name in KEYWORDS:
             raise self.error(DuplicateError, f"'{name}' is a keyword and cannot name a {what}", span)
+        if name in STATUS_NAMES and what in ("variable", "multiplier"):
+            raise self.error(DuplicateError, f"'{name}' names an entry of the layer's result (the status of "
+                             f"a solution: {', '.join(STATUS_NAMES)}) and cannot name a {what}", span)
         if name in self.names:
             first = self.names[name]
             raise self.error(DuplicateError, f"'{name}' is already declared (line {first.line})", span)

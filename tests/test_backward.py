@@ -17,6 +17,7 @@ from catalogue import optnet_case, sparsemax_solve, spd
 from test_jax import CASES, EXAMPLES, IDS, fd, layer_of
 
 import symift
+from symift.runtime import STATUS_KEYS
 
 BOX = """
 dim n
@@ -66,7 +67,7 @@ def test_linear_solve_backward_equals_closed_form_and_fd(case, method):
     args = {p: jnp.asarray(params[p], float) for p in pnames}
     Jf, Jr = jax.jit(lambda a: (jax.jacfwd(f)(a), jax.jacrev(f)(a)))(args)
     sol = lay(**params)
-    values = {k: v for k, v in sol.items() if k not in ("residual", "converged")} | params
+    values = {k: v for k, v in sol.items() if k not in STATUS_KEYS} | params
     module = layer_of(name).module  # the closed forms, jacobian_<var>_<param>
     for pn in pnames:
         msg = f"{name} {method} d{var}/d{pn}"
@@ -109,7 +110,7 @@ def test_auto_falls_back_to_a_linear_solve_without_closed_form():
     with pytest.raises(symift.MathError):
         d.jacobian("x", "theta")
     lay = layer("box")
-    assert not lay.module.CLOSED_FORM and "def _tangents" not in lay.source
+    assert not lay.spec.closed_form and "def _tangents" not in lay.source
     theta = jnp.asarray([-0.5, 0.3, 0.7, 1.4, 0.1])
     expected = np.diag(((theta > 0) & (theta < 1)).astype(float))
     np.testing.assert_allclose(jax.jacfwd(lambda t: lay(theta=t)["x"])(theta), expected, atol=1e-10)
@@ -206,7 +207,7 @@ def _gradients_agree(lay, name, params, var, pnames, atol=1e-8):
     args = {p: jnp.asarray(params[p], float) for p in pnames}
     Jf, Jr = jax.jit(lambda a: (jax.jacfwd(f)(a), jax.jacrev(f)(a)))(args)
     builtin = layer_of(name)
-    values = {k: v for k, v in builtin(**params).items() if k not in ("residual", "converged")} | params
+    values = {k: v for k, v in builtin(**params).items() if k not in STATUS_KEYS} | params
     for pn in pnames:
         J0 = np.reshape(getattr(builtin.module, f"jacobian_{var}_{pn}")(**values), np.shape(Jf[pn]))
         np.testing.assert_allclose(Jf[pn], J0, atol=atol, err_msg=f"jacfwd d{var}/d{pn}")

@@ -3,7 +3,7 @@
 This is the ``custom_root`` pattern of Blondel et al. 2021 ("Efficient and Modular Implicit
 Differentiation"), with the optimality condition F derived by symift instead of written by
 hand.  The user's function maps the parameters to the primal solution (and optionally some
-multipliers); the generated module then
+multipliers); the runtime then
 
 1. validates its result — names, shapes — with a clear ``SolverOutputError``;
 2. recovers the missing multipliers from stationarity.  ∇ₓL(x, ν, λ) = ∇f + Jhᵀν + Jgᵀλ is
@@ -27,28 +27,30 @@ its result is checked on the host, so a bad result raises from inside the callba
 """
 from __future__ import annotations
 
-#: Runtime of the generated module: calling, validating and completing a user solver's result.
-RECOVERY = '''
-class SolverOutputError(TypeError):
-    """A user solver's result is not a solution of this problem's shape, or it cannot be traced."""
+import jax
+import jax.numpy as jnp
+import numpy as np
 
+from .implicit import ravel
+from .spec import ProblemSpec, SolverOutputError
 
+###{standalone
 _NOT_TRACEABLE = (jax.errors.ConcretizationTypeError, jax.errors.TracerArrayConversionError,
                   jax.errors.TracerBoolConversionError, jax.errors.TracerIntegerConversionError)
 
 
-def _solver_values(out, shapes, xp):
+def solver_values(spec: ProblemSpec, out, shapes, xp):
     """The solver's result as {unknown: array} (0 where not given) and {unknown: given?}."""
-    expected = (f"the variables {', '.join(VARIABLES)}"
-                + (f" and optionally the multipliers {', '.join(MULTIPLIERS)}" if MULTIPLIERS else ""))
+    expected = (f"the variables {', '.join(spec.variables)}"
+                + (f" and optionally the multipliers {', '.join(spec.multipliers)}" if spec.multipliers else ""))
     if not isinstance(out, dict):
-        if len(VARIABLES) != 1:
+        if len(spec.variables) != 1:
             raise SolverOutputError(f"the solver must return a dict with {expected}; got {type(out).__name__}")
-        out = {VARIABLES[0]: out}
+        out = {spec.variables[0]: out}
     unknown = [str(k) for k in out if k not in shapes]
     if unknown:
         raise SolverOutputError(f"the solver returned {', '.join(map(repr, unknown))}: expected {expected}")
-    missing = [v for v in VARIABLES if v not in out]
+    missing = [v for v in spec.variables if v not in out]
     if missing:
         raise SolverOutputError(f"the solver's result misses the variable(s) {', '.join(missing)}: expected {expected}")
     values, given = {}, {}
@@ -67,19 +69,20 @@ def _solver_values(out, shapes, xp):
     return values, given
 
 
-def _call_solver(solver, params, dtype, callback):
+def call_solver(spec: ProblemSpec, solver, params, dtype, callback):
     """Call the user's solver (traced, or through jax.pure_callback) and validate its result."""
-    shapes = _unknown_shapes(**params)
+    shapes = spec.shapes(**params)
     names = tuple(shapes)
     if callback:
         def host(*arrays):
-            out = solver(**dict(zip(PARAMS, (np.asarray(a) for a in arrays))))
-            values, given = _solver_values(out, shapes, np)
+            out = solver(**dict(zip(spec.params, (np.asarray(a) for a in arrays))))
+            values, given = solver_values(spec, out, shapes, np)
             return tuple(np.asarray(values[k], dtype) for k in names) + (np.array([given[k] for k in names]),)
 
-        spec = tuple(jax.ShapeDtypeStruct(shapes[k], dtype) for k in names)
-        spec += (jax.ShapeDtypeStruct((len(names),), jnp.bool_),)
-        *arrays, flags = jax.pure_callback(host, spec, *(params[k] for k in PARAMS), vmap_method="sequential")
+        result = tuple(jax.ShapeDtypeStruct(shapes[k], dtype) for k in names)
+        result += (jax.ShapeDtypeStruct((len(names),), jnp.bool_),)
+        *arrays, flags = jax.pure_callback(host, result, *(params[k] for k in spec.params),
+                                           vmap_method="sequential")
         return dict(zip(names, arrays)), {k: flags[i] for i, k in enumerate(names)}
     try:
         out = solver(**params)
@@ -88,52 +91,52 @@ def _call_solver(solver, params, dtype, callback):
             f"the solver is not JAX-traceable ({type(exc).__name__}): symift calls it under jax.jit "
             "and jax.vmap, so write it with jax.numpy, or pass callback=True to run a NumPy / SciPy "
             "solver through jax.pure_callback") from None
-    values, given = _solver_values(out, shapes, jnp)
+    values, given = solver_values(spec, out, shapes, jnp)
     return {k: v.astype(dtype) for k, v in values.items()}, given
 
 
-def _recover_multipliers(params, values, given, tol):
+def recover_multipliers(spec: ProblemSpec, params, values, given, tol):
     """The multipliers the solver did not give, from stationarity by least squares."""
-    primal = {v: values[v] for v in VARIABLES}
-    gs = dict(zip(INEQUALITIES, _inequalities(**params, **primal)))
-    y, unravel = _ravel([jnp.where(given[m], values[m], 0.0) for m in MULTIPLIERS])
+    primal = {v: values[v] for v in spec.variables}
+    gs = dict(zip(spec.inequalities, spec.constraints(**params, **primal)))
+    y, unravel = ravel([jnp.where(given[m], values[m], 0.0) for m in spec.multipliers])
     free = []
-    for m in MULTIPLIERS:
+    for m in spec.multipliers:
         f = jnp.broadcast_to(jnp.logical_not(given[m]), jnp.shape(values[m]))
-        if m in DECLARED_INACTIVE:
+        if m in spec.declared_inactive:
             f = jnp.zeros_like(f)
         elif m in gs:  # inactive constraints keep λᵢ = 0
             f = f & (gs[m] >= -tol)
         free.append(f)
-    free, _ = _ravel(free)
+    free, _ = ravel(free)
 
     def stationarity(y):
-        blocks = residual(**params, **primal, **dict(zip(MULTIPLIERS, unravel(y))))
-        return jnp.concatenate([jnp.ravel(blocks[k]) for k in STATIONARITY])
+        blocks = spec.residual(**params, **primal, **dict(zip(spec.multipliers, unravel(y))))
+        return jnp.concatenate([jnp.ravel(blocks[k]) for k in spec.stationarity])
 
     M = jax.jacfwd(stationarity)(y)  # ∂(∇ₓL)/∂y: stationarity is affine in the multipliers
     delta = jnp.linalg.lstsq(jnp.where(free, M, 0.0), -stationarity(y))[0]
-    return dict(zip(MULTIPLIERS, unravel(y + jnp.where(free, delta, 0.0))))
+    return dict(zip(spec.multipliers, unravel(y + jnp.where(free, delta, 0.0))))
 
 
-def _kkt_error(params, unknowns):
+def kkt_error(spec: ProblemSpec, params, unknowns):
     """max |F| and the violations of g <= 0 and λ >= 0: 0 exactly at a KKT point."""
-    rows = [jnp.ravel(b) for b in residual(**params, **unknowns).values()]
-    rows += [jnp.ravel(jnp.maximum(g, 0.0)) for g in _inequalities(**params, **{v: unknowns[v] for v in VARIABLES})]
-    rows += [jnp.ravel(jnp.maximum(-unknowns[m], 0.0)) for m in INEQUALITIES]
+    rows = [jnp.ravel(b) for b in spec.residual(**params, **unknowns).values()]
+    rows += [jnp.ravel(jnp.maximum(g, 0.0))
+             for g in spec.constraints(**params, **{v: unknowns[v] for v in spec.variables})]
+    rows += [jnp.ravel(jnp.maximum(-unknowns[m], 0.0)) for m in spec.inequalities]
     return jnp.max(jnp.abs(jnp.concatenate(rows)))
 
 
-def _user_solve(solver, params, tol, callback):
-    """_solve's result — unknowns, indicators, KKT residual — from a user solver's primal."""
+def user_solve(spec: ProblemSpec, solver, params, tol, callback):
+    """({unknown: value}, {indicator: value}, KKT residual) from a user solver's primal."""
     dtype = jnp.result_type(float, *params.values())
-    values, given = _call_solver(solver, params, dtype, callback)
-    unknowns = {v: values[v] for v in VARIABLES}
-    if MULTIPLIERS:
-        unknowns.update(_recover_multipliers(params, values, given, tol))
-    gs = dict(zip(INEQUALITIES, _inequalities(**params, **{v: unknowns[v] for v in VARIABLES})))
+    values, given = call_solver(spec, solver, params, dtype, callback)
+    unknowns = {v: values[v] for v in spec.variables}
+    if spec.multipliers:
+        unknowns.update(recover_multipliers(spec, params, values, given, tol))
+    gs = dict(zip(spec.inequalities, spec.constraints(**params, **{v: unknowns[v] for v in spec.variables})))
     # sᵢ = 1 on the inactive set, where the slack −gᵢ exceeds the multiplier
-    inds = {s: jnp.where(-gs[m] > unknowns[m], 1.0, 0.0).astype(dtype) for m, s in INDICATOR_OF.items()}
-    return (tuple(unknowns[u] for u in UNKNOWNS) + tuple(inds[s] for s in INDICATORS)
-            + (_kkt_error(params, unknowns).astype(dtype),))
-'''
+    indicators = {s: jnp.where(-gs[m] > unknowns[m], 1.0, 0.0).astype(dtype) for m, s in spec.indicator_of.items()}
+    return unknowns, indicators, kkt_error(spec, params, unknowns).astype(dtype)
+###}

@@ -1,0 +1,189 @@
+"""The forward solve of a KKT system: a primal-dual interior point (Mehrotra's centering rule).
+
+With slacks t for the inequalities, the solver finds x = (primal, ν, λ, t) with
+
+    stationarity (or a root problem's equations) = 0,   h = 0,   g + t = 0,   λ ∘ t = μ → 0,
+
+λ, t > 0.  Each Newton step is symift's block elimination of this system, derived once for
+every iterate (the generated ``newton_direction``), or a dense LU of its Jacobian.
+"""
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax import lax
+
+from .linalg import lu_factor, lu_solve
+from .spec import ProblemSpec
+
+###{standalone
+
+
+def interior_point(F, x0, positive, n_pos, tol, maxiter, direction=None):
+    """Primal-dual interior point on F(x, mu) = 0 with mu -> 0 (Mehrotra's centering rule).
+
+    ``positive`` masks the entries that must stay > 0 (multipliers, slacks, positive variables);
+    the last ``n_pos`` entries of x are slacks t, the ``n_pos`` before them their multipliers,
+    and the last ``n_pos`` rows of F are lam * t - mu.  Each iteration takes an affine
+    (predictor) step to measure how far the gap can fall, targets mu = sigma * gap with
+    sigma = (gap_affine / gap)^3, and takes a damped Newton step on F(., mu) — with Mehrotra's
+    second-order correction where that step decreases the residual norm.
+    Each iteration factorizes dF/dx once: ``direction(x)`` returns the function r -> dF/dx^-1 r
+    (default: dense LU of jax.jacfwd(F)), applied to the affine, centered and corrected
+    right-hand sides.
+    ``tol`` is the acceptance threshold: the loop aims at max |F(x, 0)| <= tol / 1000 and stops
+    early once the residual is within tol and two iterations in a row did not halve it, or the
+    (corrected) Newton step no longer decreases it (the rounding floor of an ill-conditioned problem:
+    without this, one such problem keeps a whole vmapped batch iterating to maxiter).
+    Returns (x, max |F(x, 0)|, iterations).
+    """
+    def residual_at(x, mu):  # in the unknowns' dtype (float32 stays float32)
+        return F(x, mu).astype(x.dtype)
+
+    def factor(x):
+        """The Newton solve at x: factorized once, applied to several right-hand sides."""
+        if direction is None:  # dense Newton step on the whole KKT Jacobian
+            lu = lu_factor(jax.jacfwd(residual_at)(x, 0.0))
+            return lambda r: lu_solve(lu, r)
+        solve = direction(x)  # the structured step from the block elimination
+        return lambda r: solve(r).astype(x.dtype)
+
+    def gap(x):
+        return x[-n_pos:] @ x[-2 * n_pos:-n_pos] / n_pos if n_pos else jnp.zeros((), x.dtype)
+
+    def shifted(r0, mu):  # F(x, mu) from F(x, 0): only the complementarity rows lam * t - mu move
+        return r0.at[-n_pos:].add(-mu) if n_pos else r0
+
+    def size(r):
+        return jnp.max(jnp.abs(r)) if r.size else jnp.zeros((), r.dtype)
+
+    def to_boundary(x, dx):
+        ratio = jnp.where(positive & (dx < 0), -x / jnp.where(dx < 0, dx, -1.0), jnp.inf)
+        return jnp.min(ratio, initial=jnp.inf)
+
+    def step(state):  # F(x, 0) is carried from the previous step's line search
+        x, r0, k, res, stuck = state
+        solve = factor(x)
+        mu = jnp.zeros((), x.dtype)
+        if n_pos:
+            dxa = solve(-r0)
+            xa = x + jnp.minimum(1.0, to_boundary(x, dxa)) * dxa
+            sigma = jnp.clip((gap(xa) / gap(x)) ** 3, 0.0, 1.0)
+            # stay near the central path: the gap may not fall far below the infeasibility,
+            # or pairs (lam, t) both reach 0 while the residual stalls
+            infeasible = jnp.max(jnp.abs(r0[:-n_pos]), initial=0.0)
+            mu = jnp.maximum(sigma * gap(x), 0.1 * jnp.minimum(gap(x), infeasible))
+        r = shifted(r0, mu)
+        norm_r = jnp.linalg.norm(r)
+        # fraction to the boundary: 0.99 far out, closer to 1 as the gap closes (else every step
+        # stops 1% short and the gap falls at most 100x per iteration)
+        tau = jnp.clip(1.0 - gap(x), 0.99, 1.0 - 100 * jnp.finfo(x.dtype).eps) if n_pos else 0.99
+
+        def newton_step():  # the plain (centered) Newton step and its fraction to the boundary
+            dx = solve(-r)
+            return jnp.minimum(1.0, tau * to_boundary(x, dx)), dx
+
+        def trial(d, a):
+            return residual_at(x + a * d, jnp.zeros((), x.dtype))
+
+        def ok(a, r_a):  # sufficient decrease of the residual norm
+            return jnp.linalg.norm(shifted(r_a, mu)) <= (1 - 1e-4 * a) * norm_r
+
+        if n_pos:  # Mehrotra's corrector (the second-order term dlam_aff * dt_aff) first
+            dxc = solve(-r.at[-n_pos:].add(dxa[-2 * n_pos:-n_pos] * dxa[-n_pos:]))
+            ac = jnp.minimum(1.0, tau * to_boundary(x, dxc))
+            start = (ac, dxc, trial(dxc, ac), jnp.array(False))
+        else:
+            alpha, dx = newton_step()
+            start = (alpha, dx, trial(dx, alpha), jnp.array(True))
+
+        def halve(s):
+            a, d, _, plain = s
+            return 0.5 * a, d, trial(d, 0.5 * a), plain
+
+        def switch(s):  # to the plain Newton step
+            a, d = newton_step()
+            return a, d, trial(d, a), jnp.array(True)
+
+        # backtrack the corrector twice, then switch to the plain step (a loop of at most one
+        # pass: under vmap it is solved only when some problem needs it), then backtrack that
+        s = start
+        if n_pos:
+            s = lax.while_loop(lambda s: ~ok(s[0], s[2]) & (s[0] > 0.3 * ac), halve, s)
+            s = lax.while_loop(lambda s: ~ok(s[0], s[2]) & ~s[3], switch, s)
+        a, d, r_a, _ = lax.while_loop(lambda s: ~ok(s[0], s[2]) & (s[0] > 1e-8), halve, s)
+        # no step without a decrease (nor into NaN: a failed factorization at the rounding floor)
+        moved = ok(a, r_a)
+        x, r0 = jnp.where(moved, x + a * d, x), jnp.where(moved, r_a, r0)
+        new = size(r0)
+        # within tol, a first step that does not decrease the residual marks the rounding floor
+        floor = ~ok(start[0], start[2]) if n_pos else jnp.array(False)
+        return x, r0, k + 1, new, jnp.where(floor, 2, jnp.where(new > 0.5 * res, stuck + 1, 0))
+
+    def cont(state):
+        _, _, k, res, stuck = state
+        return (k < maxiter) & (res > 1e-3 * tol) & jnp.isfinite(res) & ~((res <= tol) & (stuck >= 2))
+
+    zero = jnp.zeros((), x0.dtype)
+    if n_pos:  # start from the affine step's point, with the positive entries pushed to >= 1
+        x1 = x0 + factor(x0)(-residual_at(x0, zero))
+        x1 = jnp.where(positive, jnp.maximum(jnp.abs(x1), 1.0), x1)
+        x0 = jnp.where(jnp.all(jnp.isfinite(x1)), x1, x0)
+    r0 = residual_at(x0, zero)
+    x, _, k, res, _ = lax.while_loop(cont, step, (x0, r0, 0, size(r0), 0))
+    return x, res, k
+
+
+def kkt_solve(spec: ProblemSpec, params: dict, tol, maxiter):
+    """The forward solve of a problem's KKT system (or a root problem's equations).
+
+    Returns ({unknown: value}, {indicator: 1 on the inactive set}, max |F(x, 0)|).
+    """
+    dtype = jnp.result_type(float, *params.values())
+    shapes = spec.shapes(**params)
+    slacks = tuple(f"_t_{m}" for m in spec.inequalities)
+    names = spec.unknowns + slacks
+    shape_of = dict(shapes, **{t: shapes[m] for t, m in zip(slacks, spec.inequalities)})
+    sizes = [int(np.prod(shape_of[k])) for k in names]
+    offsets = np.cumsum([0] + sizes)
+
+    def unpack(x):
+        return {k: x[offsets[i]:offsets[i + 1]].reshape(shape_of[k]) for i, k in enumerate(names)}
+
+    def blocks(values, mu):
+        out = list(spec.equations(**params, **{u: values[u] for u in spec.unknowns}))
+        gs = spec.constraints(**params, **{v: values[v] for v in spec.variables})
+        out += [g + values[t] for g, t in zip(gs, slacks)]
+        out += [values[m] * values[t] - mu for m, t in zip(spec.inequalities, slacks)]
+        return out
+
+    def F(x, mu):
+        return jnp.concatenate([jnp.atleast_1d(b) for b in blocks(unpack(x), mu)])
+
+    # the start: ones for positive variables, zeros otherwise; equality duals 0; λ = t = 1
+    positive = set(spec.positive) | set(spec.inequalities) | set(slacks)
+    x0 = jnp.concatenate([jnp.full((s,), 1.0 if k in positive else 0.0, dtype) for k, s in zip(names, sizes)])
+    mask = jnp.concatenate([jnp.full((s,), k in positive) for k, s in zip(names, sizes)])
+
+    direction = None
+    if spec.newton_direction is not None:
+        row_shapes = [jnp.shape(b) for b in jax.eval_shape(lambda x: blocks(unpack(x), 0.0), x0)]
+        cuts = np.cumsum([0] + [int(np.prod(s)) for s in row_shapes])
+
+        def direction(x):
+            values = unpack(x)
+            solve = spec.newton_direction(**params, **values)
+
+            def step(r):
+                rows = [r[cuts[k]:cuts[k + 1]].reshape(s) for k, s in enumerate(row_shapes)]
+                return jnp.concatenate([jnp.ravel(v) for v in solve(*rows)])
+            return step
+
+    x, res, _ = interior_point(F, x0, mask, sum(sizes[len(spec.unknowns):]), tol, maxiter, direction)
+    values = unpack(x)
+    # sᵢ = 1 on the inactive set, where the slack exceeds the multiplier
+    indicators = {spec.indicator_of[m]: jnp.where(values[t] > values[m], 1.0, 0.0).astype(dtype)
+                  for m, t in zip(spec.inequalities, slacks) if m in spec.indicator_of}
+    return {u: values[u] for u in spec.unknowns}, indicators, res
+###}

@@ -1,0 +1,193 @@
+"""The differentiable solution map of one problem: forward solve, status, implicit backward.
+
+``make_layer(spec)`` returns ``layer(args, **options) -> dict``.  The solution is computed by
+the problem's own forward solve (dual reduction, interior point) or a user's solver, inside a
+``jax.custom_jvp`` whose tangent is dx = −(∂F/∂x)⁻¹ ∂F/∂θ·dθ: the derived closed form
+(``spec.tangents``) or a checked linear solve on the derived ∂F/∂x (symift.runtime.implicit).
+Every solution carries its status (symift.runtime.status): ``residual``, ``converged``, ``cond``,
+``margin`` and ``regular``, per batch element under vmap.
+
+No quiet numbers: in eager use a forward solve that did not converge, or a solution at which
+∂F/∂x is singular or ill-conditioned, raises ``SolverError``; an eager jax.grad / jax.jvp also
+raises where strict complementarity fails.  Under jit and vmap the status is the flag, and the
+tangents of an irregular solution are NaN (``strict=False`` keeps them: the closed form on the
+computed active set, an element of the generalized Jacobian at a degenerate point).
+"""
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from .batching import in_chunks
+from .implicit import backward_method, check_backward, concrete, implicit_tangents
+from .recovery import user_solve
+from .spec import ProblemSpec, SolverError
+from .status import complementarity_margin, cond_limit, structured_condition
+
+###{standalone
+#: The status entries of a layer's result, besides the unknowns and the indicators.
+STATUS_KEYS = ("residual", "converged", "cond", "margin", "regular")
+
+def data_scale(args):
+    """max(1, max |θ|) over every parameter entry: the KKT residual is measured relative to it, so
+    that tol means the same for data of size 1 and of size 1000 (rounding alone leaves a
+    residual of about eps · |θ| · |x| · condition)."""
+    scale = jnp.ones((), jnp.result_type(float, *args))
+    for p in args:
+        if jnp.size(p):
+            scale = jnp.maximum(scale, jnp.max(jnp.abs(p)))
+    return scale
+
+
+def is_regular(status, tol):
+    """Converged, ∂F/∂x well conditioned (or not estimated: NaN) and strictly complementary."""
+    cond = status["cond"]
+    return ((status["residual"] <= tol) & ~(cond > cond_limit(cond.dtype))
+            & (status["margin"] > status["margin_floor"]))
+
+
+def _forward_fn(spec: ProblemSpec, tol, maxiter, solver, callback, checks):
+    """The forward solve and its status, as a function of the parameters (never differentiated)."""
+    def forward(*args):
+        params = dict(zip(spec.params, args))
+        scale = data_scale(args)  # tol is relative to the size of the problem's data
+        if solver is not None:
+            unknowns, indicators, res = user_solve(spec, solver, params, tol * scale, callback)
+        else:
+            unknowns, indicators, res = spec.forward(spec, params, tol * scale, maxiter)
+        margin, floor = complementarity_margin(spec, params, unknowns, scale)
+        dtype = jnp.result_type(res)
+        cond = jnp.full((), jnp.nan, dtype)
+        if checks and spec.kkt_factor is not None:
+            cond = structured_condition(spec, params, unknowns, indicators).astype(dtype)
+        status = {"residual": res / scale, "margin": margin.astype(dtype),
+                  "margin_floor": floor.astype(dtype), "cond": cond}
+        return (tuple(unknowns[u] for u in spec.unknowns), tuple(indicators[s] for s in spec.indicators), status)
+
+    return in_chunks(forward)  # under vmap: the batch in cache-sized chunks
+
+
+def _make_core(spec: ProblemSpec, tol, maxiter, backward, backward_tol, backward_maxiter, solver, callback,
+               checks, strict):
+    forward = _forward_fn(spec, tol, maxiter, solver, callback, checks)
+
+    @jax.custom_jvp
+    def core(*args):
+        return forward(*args)
+
+    @core.defjvp
+    def core_jvp(primals, tangents):
+        sol, inds, status = forward(*primals)
+        # a symmetric (psd, pd) matrix parameter enters through its symmetric part: so does its
+        # tangent (and the gradient, the transpose, comes out symmetric)
+        tangents = tuple(0.5 * (t + jnp.swapaxes(t, -1, -2)) if name in spec.symmetric else t
+                         for name, t in zip(spec.params, tangents))
+        params = dict(zip(spec.params, primals))
+        unknowns = dict(zip(spec.unknowns, sol))
+        if backward == "closed_form":
+            dsol = spec.tangents(**params, **unknowns, **dict(zip(spec.indicators, inds)),
+                                 **{f"t_{p}": t for p, t in zip(spec.params, tangents)})
+        else:
+            dsol = implicit_tangents(spec, params, unknowns, dict(zip(spec.params, tangents)),
+                                     backward, backward_tol, backward_maxiter)
+        dsol = tuple(jnp.asarray(t, v.dtype) for t, v in zip(dsol, sol))
+        if strict:  # never a quiet number: an irregular solution has no derivative
+            # a NaN factor, not a NaN constant: the tangent stays linear, so reverse mode (the
+            # transpose) gives NaN too rather than dropping the constant for a quiet zero
+            flag = jnp.where(is_regular(status, tol), 1.0, jnp.nan)
+            dsol = tuple(t * flag.astype(t.dtype) for t in dsol)
+        zero = (tuple(jnp.zeros_like(s) for s in inds), jax.tree.map(jnp.zeros_like, status))
+        return (sol, inds, status), (dsol, *zero)
+
+    return core
+
+
+def _complementarity_report(spec: ProblemSpec, params, unknowns):
+    """Which inequality fails strict complementarity, in words (eager use only)."""
+    gs = dict(zip(spec.inequalities, spec.constraints(**params, **{v: unknowns[v] for v in spec.variables})))
+    worst = []
+    for m in spec.inequalities:
+        if m in spec.declared_inactive:
+            continue
+        lam, g = np.ravel(np.asarray(unknowns[m])), np.ravel(np.asarray(gs[m]))
+        if lam.size:
+            i = int(np.argmin(np.maximum(lam, -g)))
+            worst.append((max(lam[i], -g[i]), m, i, lam[i], g[i]))
+    _, m, i, lam, g = min(worst)
+    where = f"{m}[{i}]" if np.ndim(unknowns[m]) else m
+    return (f"strict complementarity fails for {where}: multiplier {lam:.3g} and constraint value g = {g:.3g} "
+            "are both (nearly) zero, so the active set, and with it the solution map, changes there: "
+            "it has no derivative (pass strict=False to accept the derivative on the computed active set)")
+
+
+def make_layer(spec: ProblemSpec):
+    """The layer of a problem: ``layer(args, tol=None, maxiter=100, ...) -> dict`` (see module docstring)."""
+    cores, probes = {}, {}
+
+    def layer(args, tol=None, maxiter=100, backward="auto", backward_tol=None, backward_maxiter=None,
+              solver=None, callback=False, checks=True, strict=True):
+        args = [jnp.asarray(a) for a in args]
+        dtype = jnp.result_type(float, *args)
+        args = [a.astype(dtype) for a in args]
+        wide = dtype == jnp.float64
+        tol = (1e-9 if wide else 1e-4) if tol is None else float(tol)
+        backward_tol = (1e-8 if wide else 1e-3) if backward_tol is None else float(backward_tol)
+        method = backward_method(spec, backward)
+        if callback and solver is None:
+            raise ValueError("callback=True needs a solver")
+        key = (tol, int(maxiter), method, backward_tol, backward_maxiter, solver, bool(callback), bool(checks),
+               bool(strict))
+        if key not in cores:
+            cores[key] = jax.jit(_make_core(spec, *key))  # compiled once per shape and dtype
+        sol, inds, status = cores[key](*args)
+        out = dict(zip(spec.unknowns, sol))
+        out.update(zip(spec.indicators, inds))
+        out["residual"] = status["residual"]
+        out["converged"] = status["residual"] <= tol
+        out["cond"] = status["cond"]
+        out["margin"] = status["margin"]
+        out["regular"] = is_regular(status, tol)
+        _check_eagerly(spec, probes, args, sol, status, tol, method, backward_tol, backward_maxiter, solver, strict)
+        return out
+
+    return layer
+
+
+def _check_eagerly(spec, probes, args, sol, status, tol, method, backward_tol, backward_maxiter, solver, strict):
+    """Raise SolverError where the values are concrete (not under jit or vmap) and wrong."""
+    res = concrete(status["residual"])
+    if res is None:
+        return
+    if not res <= tol:
+        if solver is None:
+            raise SolverError(f"the forward solve did not converge: KKT residual {float(res):.3g} > tol = {tol:g}")
+        raise SolverError(f"the solver's result is not optimal: KKT residual {float(res):.3g} > tol = {tol:g} "
+                          "(stationarity with least-squares multipliers, feasibility, complementarity); "
+                          "pass a larger tol= to accept a less accurate solver")
+    cond = concrete(status["cond"])
+    singular = cond is not None and float(cond) > float(cond_limit(jnp.result_type(res)))
+    message = (f"dF/dx is singular or ill-conditioned at this solution (condition estimate {float(cond):.3g} > "
+               f"{float(cond_limit(jnp.result_type(res))):.3g}): the implicit function theorem does not apply "
+               "there. For a constrained problem: the gradients of the active constraints are linearly "
+               "dependent, or the Hessian of the Lagrangian is singular on their null space") if singular else ""
+    if strict and singular and solver is None:
+        # the multipliers of the built-in solve are then arbitrary (a user solver's are recovered by
+        # least squares: the minimum-norm ones, and only the derivative is missing)
+        raise SolverError(message + "; the multipliers returned are not unique")
+    if not any(isinstance(a, jax.core.Tracer) for a in args):
+        return
+    values = [concrete(v) for v in list(args) + list(sol)]
+    if any(v is None for v in values):
+        return
+    # an eager jax.grad / jax.jvp: the derivative is needed now
+    if strict and singular:
+        raise SolverError(message)
+    params = dict(zip(spec.params, values))
+    unknowns = dict(zip(spec.unknowns, values[len(spec.params):]))
+    margin, floor = concrete(status["margin"]), concrete(status["margin_floor"])
+    if strict and margin is not None and not float(margin) > float(floor):
+        raise SolverError(_complementarity_report(spec, params, unknowns))
+    if method != "closed_form":
+        check_backward(spec, probes, params, unknowns, method, backward_tol, backward_maxiter)
+###}

@@ -1,0 +1,80 @@
+"""Structured products and checked factorizations that generated code is printed in terms of.
+
+The printer (:mod:`symift.emit.emitter`) evaluates a derived matrix expression applied to a
+vector right to left, so the generated code calls these helpers instead of forming matrices:
+``diag(d, v)`` for diag(d)·v, ``row(u, v)`` for uᵀv, ``gram(B, d)`` for Bᵀdiag(d)B, and
+factorizations in place of every inverse.  Each helper takes a vector or a matrix of columns.
+
+Factorizations and single-vector solves are cut across cores under vmap (see
+:func:`symift.runtime.batching.lapack_pieces`); the solves of tangents inside a jvp rule use
+jax.scipy's own, which reverse mode can transpose.
+"""
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+
+from .batching import batch_slice, custom_vmap_with_jvp, lapack_pieces, vmap_batched
+
+###{standalone
+
+
+def row(u, v):
+    """uᵀ v: a scalar for a vector v, a 1×k row for a matrix v."""
+    if jnp.ndim(v) == 1:  # an elementwise product and a sum: fuses on CPU, unlike a batched dot
+        return jnp.sum(u * v)
+    return jnp.tensordot(u, v, axes=1)[None, :]
+
+
+def col(u, a):
+    """u a for a scalar a, or the outer product u a for a 1×k row a."""
+    return u * a if jnp.ndim(a) == 0 else u[:, None] * a
+
+
+def diag(d, v):
+    """diag(d) v without forming diag(d)."""
+    return d * v if jnp.ndim(v) == 1 else d[:, None] * v
+
+
+def gram(b, d):
+    """bᵀ diag(d) b for d > 0, as wᵀw with w = √d ∘ b (one product, no diag(d) b then bᵀ·)."""
+    w = jnp.sqrt(d)[:, None] * b
+    return w.T @ w
+
+
+def ones_row(v):
+    """1ᵀ v."""
+    r = jnp.sum(v, axis=0)
+    return r[None, :] if jnp.ndim(v) == 2 else r
+
+
+def zeros(rows, v):
+    """The zero matrix with `rows` rows applied to v."""
+    if rows == 1:
+        return jnp.zeros((1,) + jnp.shape(v)[1:], jnp.result_type(v)) if jnp.ndim(v) == 2 else jnp.zeros((), jnp.result_type(v))
+    return jnp.zeros((rows,) + jnp.shape(v)[1:], jnp.result_type(v))
+
+
+def across_cores(plain, vectors_only=False):
+    """`plain` (a factorization or solve) whose vmapped batch is cut into lapack_pieces calls.
+
+    vectors_only: cut a solve only for a single right-hand side (its last argument a vector);
+    with many, the triangular solve is BLAS-3 and multithreaded already, and cutting costs copies.
+    """
+    def rule(axis_size, in_batched, *args):
+        per_problem = jnp.ndim(args[-1]) - bool(jax.tree.leaves(in_batched[-1])[0])
+        k = 1 if vectors_only and per_problem > 1 else lapack_pieces(axis_size)
+        cuts = [axis_size * i // k for i in range(k + 1)]
+        pieces = [vmap_batched(plain, in_batched)(*batch_slice(args, in_batched, cuts[i], cuts[i + 1]))
+                  for i in range(k)]
+        out = jax.tree.map(lambda *p: jnp.concatenate(p), *pieces) if k > 1 else pieces[0]
+        return out, jax.tree.map(lambda _: True, out)
+    return custom_vmap_with_jvp(plain, rule)
+
+
+#: Cholesky (upper factor) and LU factorizations and solves, each cut across cores under vmap.
+cho_factor = across_cores(lambda m: jax.scipy.linalg.cho_factor(m)[0])
+lu_factor = across_cores(lambda m: jax.scipy.linalg.lu_factor(m))
+cho_solve = across_cores(lambda c, v: jax.scipy.linalg.cho_solve((c, False), v), vectors_only=True)
+lu_solve = across_cores(lambda lu, v: jax.scipy.linalg.lu_solve(lu, v), vectors_only=True)
+###}

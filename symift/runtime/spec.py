@@ -1,0 +1,83 @@
+"""What the runtime knows about one problem: its names, its structure and its generated functions.
+
+A generated module (``symift codegen``, or the in-process module behind ``symift.compile``)
+ends with ``SPEC = ProblemSpec(...)``; every runtime function takes that spec, so the runtime is
+the same code for every problem and is tested directly with hand-written specs.
+"""
+from __future__ import annotations
+
+from typing import Callable, NamedTuple
+
+###{standalone
+
+
+class SolverError(RuntimeError):
+    """The forward solve did not converge, its solution is not regular, or a backward solve failed."""
+
+
+class SolverOutputError(TypeError):
+    """A user solver's result is not a solution of this problem's shape, or it cannot be traced."""
+
+
+class SeparableSpec(NamedTuple):
+    """The forward solve of a separable problem by its dual reduction (symift.symbolic.separable).
+
+    x(ν) = clip(ψ(ν), lo, hi) elementwise; ν solves the scalar dual equation h(x(ν)) = 0, in
+    closed form (``dual``) or by safeguarded Newton; the bound multipliers are read off
+    stationarity on the clipped entries.
+    """
+
+    variable: str                 # the (vector) variable x
+    equality: str | None          # the scalar equality multiplier ν, if any
+    bounds: tuple                 # ((multiplier, -1 lower | +1 upper), ...)
+    inactive: tuple               # inequality multipliers that are 0 at every solution
+    primal: Callable              # (**params, [ν]) -> (ψ(ν), lo, hi)
+    dual_equality: Callable | None  # (**params, x) -> h(x)
+    dual: Callable | None         # (**params) -> (ν, x), the dual equation solved by sympy
+    newton: Callable | None = None  # the scalar solver of the dual equation where sympy did not solve it
+
+
+class ProblemSpec(NamedTuple):
+    """Names, structure and generated functions of one problem (python names throughout)."""
+
+    filename: str
+    params: tuple                 # parameters, in declaration order
+    variables: tuple              # primal variables
+    equalities: tuple             # equality multipliers
+    inequalities: tuple           # inequality multipliers
+    indicator_of: dict            # inequality multiplier -> its active-set indicator
+    declared_inactive: tuple      # inequality multipliers that are 0 by the declarations
+    positive: tuple               # variables declared > 0
+    stationarity: tuple           # the names of the residual's stationarity blocks
+    symmetric: tuple              # symmetric (symmetric, psd, pd) matrix parameters
+    why_no_closed_form: str       # "" when every Jacobian was derived in closed form
+    cg_applicable: bool           # dF/dx is a Hessian (unconstrained minimization)
+    forward: Callable             # the forward solve: (spec, params, tol, maxiter) -> (unknowns, indicators, residual)
+    residual: Callable            # (**params, **unknowns) -> {block name: F block}
+    equations: Callable           # (**params, **unknowns) -> (stationarity or equations..., h...)
+    constraints: Callable         # (**params, **variables) -> (g of each inequality, ...)
+    shapes: Callable              # (**params) -> {unknown: shape}
+    tangents: Callable | None = None          # closed form: (**params, **unknowns, **indicators, t_<p>...) -> dx
+    newton_direction: Callable | None = None  # (**params, **unknowns, t_<ineq>...) -> solve(*rows)
+    separable: SeparableSpec | None = None    # the dual reduction, when the problem has one
+    kkt_factor: Callable | None = None        # (**params, **unknowns, **indicators) -> (solve, matvec) of dF/dx
+    ift_rows: tuple = ()          # the residual blocks of the system kkt_factor solves (declared-inactive rows dropped)
+    ift_unknowns: tuple = ()      # its unknowns
+
+    @property
+    def unknowns(self) -> tuple:
+        """x = (primal, equality duals, inequality duals)."""
+        return self.variables + self.equalities + self.inequalities
+
+    @property
+    def multipliers(self) -> tuple:
+        return self.equalities + self.inequalities
+
+    @property
+    def indicators(self) -> tuple:
+        return tuple(self.indicator_of[m] for m in self.inequalities if m in self.indicator_of)
+
+    @property
+    def closed_form(self) -> bool:
+        return not self.why_no_closed_form
+###}

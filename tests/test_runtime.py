@@ -1,0 +1,110 @@
+"""The runtime on its own: hand-written ProblemSpecs, no sympy, no generated code.
+
+A small QP  min ½xᵀQx + qᵀx  s.t.  x ≥ 0  (x ∈ ℝ³) written out by hand exercises the interior
+point, the status checks, the implicit backward and the layer; the condition estimator is
+checked against numpy's exact 1-norm condition number.
+"""
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from symift import runtime
+from symift.runtime import ProblemSpec, kkt_solve, make_layer, norm1_estimate
+from symift.runtime.status import lu_condition
+
+
+def qp_spec(**extra) -> ProblemSpec:
+    """min ½xᵀQx + qᵀx s.t. lam: -x <= 0, by hand (F = (Qx + q − λ, λ∘(−x)))."""
+    def residual(*, Q, q, x, lam):
+        return {"stationarity in x": Q @ x + q - lam, "complementary slackness (lam)": lam * (-x)}
+
+    def equations(*, Q, q, x, lam):
+        return (Q @ x + q - lam,)
+
+    def constraints(*, Q, q, x):
+        return (-x,)
+
+    def shapes(*, Q, q):
+        return {"x": q.shape, "lam": q.shape}
+
+    fields = dict(filename="qp", params=("Q", "q"), variables=("x",), equalities=(), inequalities=("lam",),
+                  indicator_of={"lam": "s"}, declared_inactive=(), positive=(), stationarity=("stationarity in x",),
+                  symmetric=("Q",), why_no_closed_form="no closed form written", cg_applicable=False,
+                  forward=kkt_solve, residual=residual, equations=equations, constraints=constraints, shapes=shapes)
+    fields.update(extra)
+    return ProblemSpec(**fields)
+
+
+Q = jnp.array([[2.0, 0.5, 0.0], [0.5, 1.0, 0.2], [0.0, 0.2, 1.5]])
+
+
+def reference(q):
+    """The QP on its active set {x₁ = 0} (q chosen so that it is that set)."""
+    free = np.array([True, False, True])
+    x = np.zeros(3)
+    x[free] = np.linalg.solve(np.asarray(Q)[np.ix_(free, free)], -np.asarray(q)[free])
+    return x
+
+
+def test_interior_point_solves_the_hand_written_qp():
+    q = jnp.array([-1.0, 2.0, -0.5])
+    unknowns, indicators, res = kkt_solve(qp_spec(), {"Q": Q, "q": q}, 1e-9, 100)
+    np.testing.assert_allclose(unknowns["x"], reference(q), atol=1e-9)
+    np.testing.assert_array_equal(indicators["s"], [1.0, 0.0, 1.0])
+    assert float(res) < 1e-9
+
+
+def test_layer_status_and_lu_backward_against_finite_differences():
+    layer = make_layer(qp_spec())
+    q = jnp.array([-1.0, 2.0, -0.5])
+    out = layer((Q, q))
+    assert bool(out["converged"]) and bool(out["regular"])
+    assert float(out["margin"]) > 0.1 and np.isnan(float(out["cond"]))  # no structured solve: not estimated
+    J = jax.jacfwd(lambda q: layer((Q, q))["x"])(q)
+    h = 1e-6
+    fd = np.stack([(reference(q + h * e) - reference(q - h * e)) / (2 * h) for e in np.eye(3)], axis=1)
+    np.testing.assert_allclose(J, fd, atol=1e-7)
+    np.testing.assert_allclose(jax.jacrev(lambda q: layer((Q, q))["x"])(q), J, atol=1e-10)
+
+
+def test_degenerate_point_is_flagged_per_batch_element_and_raises_under_eager_grad():
+    """q₂ = −(Q₂₁x₁ + Q₂₃x₃) puts x₂ = 0 with λ₂ = 0: strict complementarity fails there, and only there."""
+    layer = make_layer(qp_spec())
+    degenerate = -(0.5 * 0.5 + 0.2 / 3)  # x₁ = 1/2, x₃ = 1/3 on the free set
+    qs = jnp.array([[-1.0, 2.0, -0.5], [-1.0, degenerate, -0.5], [1.0, 1.0, -2.0]])
+    out = jax.vmap(lambda q: layer((Q, q)))(qs)
+    np.testing.assert_array_equal(out["converged"], [True, True, True])
+    np.testing.assert_array_equal(out["regular"], [True, False, True])
+    g = jax.vmap(jax.grad(lambda q: layer((Q, q))["x"][0]))(qs)
+    assert np.all(np.isfinite(g[0])) and np.all(np.isnan(g[1])) and np.all(np.isfinite(g[2]))
+    with pytest.raises(runtime.SolverError, match="strict complementarity fails for lam\\[1\\]"):
+        jax.grad(lambda q: layer((Q, q))["x"][0])(qs[1])
+    kept = make_layer(qp_spec())
+    g = jax.grad(lambda q: kept((Q, q), strict=False)["x"][0])(qs[1])
+    assert np.all(np.isfinite(g))
+
+
+@pytest.mark.parametrize("n", [1, 2, 7, 40])
+def test_norm_and_condition_estimates_are_within_a_small_factor_of_the_exact_ones(n):
+    rng = np.random.default_rng(n)
+    for scale in (1.0, 1e-6, 1e6):
+        U, _ = np.linalg.qr(rng.standard_normal((n, n)))
+        V, _ = np.linalg.qr(rng.standard_normal((n, n)))
+        A = U @ np.diag(np.logspace(0, 8 if n > 1 else 0, n)) @ V.T * scale
+        A = np.diag(rng.uniform(0.1, 10, n)) @ A  # rows scaled: Skeel's number does not see it
+        est = float(norm1_estimate(lambda v: A @ v, lambda v: A.T @ v, n, jnp.float64))
+        exact = np.abs(A).sum(axis=0).max()
+        assert exact / 3 <= est <= exact * (1 + 1e-12)
+        lu = jax.scipy.linalg.lu_factor(jnp.asarray(A))
+        skeel = float(lu_condition(lu, np.abs(A).sum(axis=1)))
+        true = np.max(np.abs(np.linalg.inv(A)) @ np.abs(A) @ np.ones(n))
+        assert true / 10 <= skeel <= true * (1 + 1e-8)
+
+
+def test_singular_matrix_has_an_infinite_or_huge_condition_estimate():
+    A = np.array([[1.0, 2.0, 3.0], [1.0, 2.0, 3.0], [0.5, -1.0, 2.0]])
+    lu = jax.scipy.linalg.lu_factor(jnp.asarray(A))
+    assert float(lu_condition(lu, np.abs(A).sum(axis=1))) > float(runtime.cond_limit(jnp.float64))
