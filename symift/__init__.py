@@ -2,8 +2,14 @@
 
 Write a problem in the ``.ift`` language; symift builds its Lagrangian and KKT system, checks
 the implicit function theorem, and derives the Jacobian of the solution in closed form.
+
+The pipeline, one subpackage per stage: ``language`` (text → Problem), ``symbolic`` (Problem →
+KKT system, IFT report, closed forms), ``render`` (text and LaTeX), ``emit`` (JAX code), and
+``runtime`` (the forward solves, status and implicit backward that the generated code runs on).
 """
+from .api import Derivation, codegen, compile, derive
 from .errors import (
+    ArgumentError,
     DuplicateError,
     EquationCountError,
     MathError,
@@ -15,15 +21,15 @@ from .errors import (
     UnknownNameError,
     UnsupportedError,
 )
-from .codegen import codegen
-from .derive import Derivation, derive
-from .layer import Layer, compile
-from .model import Problem
-from .parse import load, parse
+from .language.model import Problem
+from .language.parse import load, parse
+from .layer import Layer
+from .verify import Report
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "Derivation", "DuplicateError", "Layer", "codegen", "compile", "derive", "EquationCountError", "MathError", "ParseError", "Problem", "ProblemError",
-    "ShapeError", "SolverOutputError", "SymiftError", "UnknownNameError", "UnsupportedError", "load", "parse",
+    "ArgumentError", "Derivation", "DuplicateError", "EquationCountError", "Layer", "MathError", "ParseError", "Problem",
+    "ProblemError", "Report", "ShapeError", "SolverOutputError", "SymiftError", "UnknownNameError",
+    "UnsupportedError", "codegen", "compile", "derive", "load", "parse",
 ]

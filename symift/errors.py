@@ -133,6 +133,10 @@ class SolverOutputError(SymiftError):
     """A user ``solver=`` returned no solution of the problem's shape, or cannot be traced by JAX."""
 
 
+class ArgumentError(SymiftError, TypeError):
+    """A call with the wrong arguments (a layer without one of its parameters, a name it does not have)."""
+
+
 class LatexCompileError(SymiftError):
     """pdflatex is missing, or the derivation's LaTeX document did not compile."""
 

@@ -1,8 +1,8 @@
-"""``symift.compile``: the differentiable layer of a problem, over the generated module.
+"""``symift.compile``: the differentiable layer of a problem, over its generated module.
 
-The layer is the generated module's ``layer`` (see :mod:`symift.codegen`), imported from the
-same source that ``symift codegen`` writes; this wrapper takes the user's names, checks the
-options once, and turns the module's errors into symift errors.
+The layer is the generated problem module's ``layer`` (see :mod:`symift.emit.module`) over the
+runtime (:mod:`symift.runtime`), the same code that ``symift codegen`` writes out; this wrapper
+takes the user's names, checks the options once, and turns the runtime's errors into symift errors.
 """
 from __future__ import annotations
 
@@ -10,8 +10,12 @@ import inspect
 import warnings
 from pathlib import Path
 
+import jax
+import jaxlib
+
 from . import runtime
-from .errors import MathError, SolverOutputError, UnsupportedError
+from .emit.loader import problem_module
+from .errors import ArgumentError, MathError, SolverOutputError, UnsupportedError
 
 BACKWARDS = runtime.BACKWARD_METHODS
 
@@ -22,7 +26,7 @@ class Layer:
     Forward: the generated solver (primal-dual interior point, a symbolic dual reduction, or
     damped Newton for root problems), or the user's ``solver``.  Backward: ``jax.custom_jvp``
     whose tangent is dx = −(∂F/∂x)⁻¹ ∂F/∂θ·dθ — the derived closed form J·dθ, or a linear solve
-    on the derived ∂F/∂x (:mod:`symift.backward`) — so jit, vmap, grad, jacfwd and jacrev work.
+    on the derived ∂F/∂x (:mod:`symift.runtime.implicit`) — so jit, vmap, grad, jacfwd and jacrev work.
     The result holds every variable and multiplier, the active-set indicators and the status of
     the solution (symift.runtime.status): ``residual``, ``converged``, ``cond`` (condition
     estimate of ∂F/∂x), ``margin`` (strict complementarity) and ``regular``.  Eager failures
@@ -50,7 +54,7 @@ class Layer:
         missing = [p for p in self.params if p not in params]
         extra = [p for p in params if p not in self.params]
         if missing or extra:
-            raise TypeError(f"layer() takes the parameters {', '.join(self.params)}"
+            raise ArgumentError(f"layer() takes the parameters {', '.join(self.params)}"
                             + (f"; missing {', '.join(missing)}" if missing else "")
                             + (f"; unknown {', '.join(extra)}" if extra else ""))
         kwargs = {self._to_py[p]: v for p, v in params.items()}
@@ -80,45 +84,17 @@ class Layer:
         return Path(self.module.__file__).read_text(encoding="utf-8")
 
 
-def compile(problem, solver=None, *, tol=None, maxiter=100, backward="auto",
-            backward_tol=None, backward_maxiter=None, callback=False, checks=True, strict=True) -> Layer:
-    """The differentiable layer of a problem (see :class:`Layer`).
-
-    solver: optional ``fn(**params)`` (or ``fn(*params)`` in declaration order, when its
-        signature does not name the parameters) returning the primal solution — an array when the
-        problem has one variable, else a dict by variable name — and optionally multipliers
-        (dict entries by multiplier name).  The implicit backward is attached to it (the
-        ``custom_root`` pattern of Blondel et al. 2021, with F derived by symift); missing
-        multipliers are recovered from stationarity by least squares (:mod:`symift.runtime.recovery`).
-        ``fn`` is called under jax.jit / jax.vmap on non-differentiated values and must be
-        JAX-traceable; ``callback=True`` runs a NumPy / SciPy / CVXPY solver through
-        ``jax.pure_callback`` instead.  With a solver, ``tol`` is the acceptance threshold:
-        a KKT residual above tol is reported as a non-optimal solution.
-    backward: "auto" (the closed form where every Jacobian was derived, else a linear solve:
-        LU up to 2000 unknowns, GMRES above), "closed_form", or a linear solve on the derived
-        ∂F/∂x: "lu", "gmres", "bicgstab", "cg" (unconstrained minimization only).
-    backward_tol: the backward solve's relative residual threshold (default 1e-8 in float64,
-        1e-3 in float32); backward_maxiter: Krylov iterations (default 10 × the unknowns).
-    checks: estimate the condition number of ∂F/∂x at every solution (the ``cond`` status; a few
-        products and solves with the factorizations of the closed form); False skips it.
-    strict: irregular solutions (status ``regular`` false) get NaN tangents under jit and raise
-        under an eager jax.grad; False keeps their tangents (the derivative on the computed active
-        set), flagged only by the status.
-    """
-    from .codegen import ModuleWriter
-    from .derive import Derivation
-    from .jax import load_module
-
+def build_layer(d, solver=None, *, tol=None, maxiter=100, backward="auto",
+                backward_tol=None, backward_maxiter=None, callback=False, checks=True, strict=True) -> Layer:
+    """The differentiable layer of a derivation: ``symift.compile`` with its options."""
     if backward not in BACKWARDS:
         raise UnsupportedError(f"backward must be one of {', '.join(BACKWARDS)}; got {backward!r}")
     if solver is not None:
-        _convention(solver, [p.name for p in getattr(problem, "problem", problem).params])
+        _convention(solver, [p.name for p in d.problem.params])
     if callback and solver is None:
         raise UnsupportedError("callback=True needs a solver")
     _warn_deadlocking_jaxlib()
-    d = problem if isinstance(problem, Derivation) else Derivation(problem)
-    writer = ModuleWriter(d)
-    module = load_module(writer.source(standalone=False), "layer")
+    module, writer = problem_module(d)
     source = d.problem.source
     if backward == "closed_form" and not module.SPEC.closed_form:
         raise UnsupportedError(f"no closed-form Jacobian was derived ({module.SPEC.why_no_closed_form}); "
@@ -145,9 +121,6 @@ def _warn_deadlocking_jaxlib():
     or triangular solves run at once as the pool has threads, nothing runs again.  pyproject.toml
     excludes these versions; this warns whoever installed one anyway.
     """
-    import jax
-    import jaxlib
-
     if _WARNED:
         return
     _WARNED.append(True)

@@ -19,7 +19,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from .errors import MathError, SymiftError, UnsupportedError
+from .errors import MathError, ProblemError, SymiftError, UnsupportedError
 
 #: Tolerances on max |difference| / max(1, max |reference|).
 FD_TOL, AD_TOL = 1e-5, 1e-8
@@ -109,7 +109,7 @@ def verify(derivation, layer, *, seed: int = 0, dims: dict | None = None, wrt=No
     problem = derivation.problem
     unknown = [k for k in (dims or {}) if k not in {d.name for d in problem.dims}]
     if unknown:
-        raise UnsupportedError(f"unknown dim(s) {', '.join(unknown)} (the problem declares: "
+        raise ProblemError(f"unknown dim(s) {', '.join(unknown)} (the problem declares: "
                                f"{', '.join(d.name for d in problem.dims) or 'none'})", None, problem.source)
     wrt = list(wrt or [v.name for v in problem.variables])
     names = list(params or derivation.parameters)
@@ -125,57 +125,76 @@ def verify(derivation, layer, *, seed: int = 0, dims: dict | None = None, wrt=No
             continue
         status = {k: float(sol[k]) for k in ("residual", "cond", "margin")}
         report = Report(problem.source.filename, seed, sizes, attempt, status)
-        report.checks = [_check(derivation, layer, values, sol, v, p, rng) for v in wrt for p in names]
+        report.checks = _checks(derivation, layer, values, sol, wrt, names, rng)
         return report
     raise MathError(f"no regular solution in {attempts} random draws (seed {seed}): the solve failed, or the "
                     "implicit function theorem did not apply at the solutions found; pass other dims or seed",
                     None, problem.source)
 
 
-def _check(derivation, layer, values, sol, var, param, rng) -> Check:
-    """The four comparisons for d var / d param at one solution."""
-    x0 = np.asarray(values[param], float)
-    symmetric = bool(derivation.problem and next(
-        p for p in derivation.problem.params if p.name == param).attributes & {"symmetric", "psd", "pd"})
-    directional = x0.ndim == 2
-    if directional:
-        D = rng.standard_normal(x0.shape)
-        D = 0.5 * (D + D.T) if symmetric else D
-        directions = D[None]
-    else:
-        directions = np.eye(x0.size).reshape((x0.size,) + x0.shape)
-
-    def solution(x):
-        return layer(**{**values, param: x})[var]
-
-    # central differences of re-solves, all perturbations in one vmapped (jitted) forward solve
-    steps = 1e-6 * np.maximum(1.0, np.abs(x0).max(initial=0.0))
-    batch = np.concatenate([x0 + steps * directions, x0 - steps * directions])
-    solved = jax.jit(jax.vmap(lambda x: layer(**{**values, param: x})))(jnp.asarray(batch))
-    if not bool(jnp.all(solved["converged"])):
-        raise MathError(f"a re-solve near the solution did not converge (d{var}/d{param})", None,
-                        derivation.problem.source)
-    k = len(directions)
-    fd = (np.asarray(solved[var][:k]) - np.asarray(solved[var][k:])) / (2 * steps)
-    fd = np.moveaxis(fd, 0, -1)  # var entries × directions
-    fwd = np.asarray(jax.jacfwd(solution)(jnp.asarray(x0))).reshape(np.shape(sol[var]) + (-1,))
-    rev = np.asarray(jax.jacrev(solution)(jnp.asarray(x0))).reshape(np.shape(sol[var]) + (-1,))
-    flat = directions.reshape(k, -1).T
-    fwd, rev = fwd @ flat, rev @ flat
-    closed = None
-    try:
-        fn = derivation.jacobian_function(var, param)
-    except SymiftError:
-        fn = None
-    if fn is not None:
-        args = {**sol, **values}
-        if directional:
-            closed = np.asarray(fn(**args, **{"d" + param: D}))[..., None]
+def _checks(derivation, layer, values, sol, wrt, names, rng) -> list:
+    """The four comparisons for every d var / d param, with one compiled re-solve, jacfwd and jacrev."""
+    params = {k: jnp.asarray(v, float) for k, v in values.items()}
+    directions = {}  # param -> (k, *shape): the directions compared along
+    for name in names:
+        x0 = np.asarray(values[name], float)
+        if x0.ndim == 2:  # a matrix parameter: one random direction (symmetric where it is declared so)
+            declared = next(p for p in derivation.problem.params if p.name == name)
+            D = rng.standard_normal(x0.shape)
+            directions[name] = (0.5 * (D + D.T) if declared.attributes & {"symmetric", "psd", "pd"} else D)[None]
         else:
-            closed = np.asarray(fn(**args)).reshape(np.shape(sol[var]) + (-1,)) @ flat
-    return Check(var, param, directional,
-                 None if closed is None else _rel(closed, fd), None if closed is None else _rel(closed, fwd),
-                 _rel(fwd, fd), _rel(rev, fwd))
+            directions[name] = np.eye(x0.size).reshape((x0.size,) + x0.shape)
+
+    # central differences of re-solves: every perturbation of every parameter in one vmapped solve
+    batch, slots = {k: [] for k in params}, {}
+    for name in names:
+        x0 = np.asarray(values[name], float)
+        step = 1e-6 * max(1.0, float(np.abs(x0).max(initial=0.0)))
+        for sign in (1.0, -1.0):
+            for d in directions[name]:
+                for k in params:
+                    batch[k].append(np.asarray(values[k], float) + (sign * step * d if k == name else 0.0))
+        count = len(directions[name])
+        start = sum(2 * len(directions[n]) for n in names[:names.index(name)])
+        slots[name] = (start, count, step)
+    solved = jax.jit(jax.vmap(lambda p: {v: layer(**p)[v] for v in wrt + ["converged"]}))(
+        {k: jnp.asarray(np.stack(v)) for k, v in batch.items()})
+    if not bool(jnp.all(solved["converged"])):
+        raise MathError("a re-solve near the solution did not converge: the finite differences are not "
+                        "defined there", None, derivation.problem.source)
+
+    def solution(p):
+        out = layer(**p)
+        return {v: out[v] for v in wrt}
+
+    fwd = jax.jit(jax.jacfwd(solution))(params)
+    rev = jax.jit(jax.jacrev(solution))(params)
+    out = []
+    for var in wrt:
+        shape = np.shape(sol[var])
+        for name in names:
+            flat = directions[name].reshape(len(directions[name]), -1).T
+            start, count, step = slots[name]
+            ys = np.asarray(solved[var])
+            fd = np.moveaxis((ys[start:start + count] - ys[start + count:start + 2 * count]) / (2 * step), 0, -1)
+            f = np.asarray(fwd[var][name]).reshape(shape + (-1,)) @ flat
+            r = np.asarray(rev[var][name]).reshape(shape + (-1,)) @ flat
+            closed = _closed_form(derivation, var, name, {**sol, **values}, directions[name], flat, shape)
+            out.append(Check(var, name, np.ndim(values[name]) == 2,
+                             None if closed is None else _rel(closed, fd),
+                             None if closed is None else _rel(closed, f), _rel(f, fd), _rel(r, f)))
+    return out
+
+
+def _closed_form(derivation, var, name, args, directions, flat, shape):
+    """The derived closed form of d var / d name along the directions, or None where none was derived."""
+    try:
+        fn = derivation.jacobian_function(var, name)
+    except SymiftError:
+        return None
+    if directions.ndim == 3 and directions.shape[1:] == np.shape(args[name]) and np.ndim(args[name]) == 2:
+        return np.asarray(fn(**args, **{"d" + name: directions[0]}))[..., None]
+    return np.asarray(fn(**args)).reshape(shape + (-1,)) @ flat
 
 
 def _rel(a, b) -> float:

@@ -2,7 +2,7 @@
 
 ``evaluate(expr, values, dims)`` substitutes concrete sizes and numbers into an expression built
 from symift's vocabulary (``MatMul``, ``HadamardProduct``, ``ElementwiseApplyFunction``,
-``Inverse``, :class:`symift.expr.Scalar`, ...) and returns float64 numpy data: it goes through
+``Inverse``, :class:`Scalar`, ...) and returns float64 numpy data: it goes through
 sympy's own explicit evaluation, the path a user takes with ``J.subs(...).as_explicit()``.
 """
 from __future__ import annotations

@@ -20,8 +20,8 @@ from helpers import evaluate, random_point
 from sympy.matrices.expressions.matexpr import MatrixExpr
 
 import symift
-from symift.calculus import differential
-from symift.expr import Scalar, SympyBuilder
+from symift.symbolic.calculus import differential
+from symift.symbolic.expr import Scalar, SympyBuilder
 
 H = 1e-6
 RTOL = 1e-6

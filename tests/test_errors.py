@@ -274,7 +274,7 @@ def test_deep_input_gives_a_result_or_an_error_never_recursion(case_id, source):
 
 
 def test_nesting_just_under_the_limit_is_accepted():
-    from symift.parse import MAX_DEPTH
+    from symift.language.parse import MAX_DEPTH
 
     ok = "var x\nminimize " + "exp(" * (MAX_DEPTH - 1) + "x" + ")" * (MAX_DEPTH - 1) + "\n"
     assert symift.parse(ok).objective is not None
@@ -283,7 +283,7 @@ def test_nesting_just_under_the_limit_is_accepted():
 
 
 def test_a_huge_file_is_refused_quickly():
-    from symift.parse import MAX_CHARS
+    from symift.language.parse import MAX_CHARS
 
     start = time.perf_counter()
     with pytest.raises(ParseError, match="too large"):

@@ -16,8 +16,8 @@ from catalogue import sparsemax_solve
 from scipy.optimize import brentq
 
 import symift
-from symift.derive import Derivation
-from symift.forward import separable_dual
+from symift.api import Derivation
+from symift.symbolic.separable import separable_dual
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 

@@ -325,9 +325,9 @@ def test_newton_step_factorizes_once_and_back_substitutes():
 
 def test_newton_step_is_the_reduced_kkt_system():
     """OptNet's step eliminates slacks and multipliers: (Q + Gᵀ diag(λ/t) G)⁻¹, as interior-point QP solvers do."""
-    from symift.ift import NewtonSystem
-    from symift.kkt import build_kkt
-    from symift.printing import text
+    from symift.symbolic.newton import NewtonSystem
+    from symift.symbolic.kkt import build_kkt
+    from symift.symbolic.printing import text
 
     ns = NewtonSystem(build_kkt(symift.load(EXAMPLES / "optnet_qp.ift")))
     assert [s.kind for s in ns.steps] == ["identity", "diagonal", "general", "general"]

@@ -20,8 +20,8 @@ from sympy.matrices.expressions.applyfunc import ElementwiseApplyFunction
 
 import symift
 from symift.errors import LatexCompileError, ProblemError, UnsupportedError
-from symift.expr import Scalar
-from symift.latex import Document, ModelLatexPrinter, compile_pdf, latex, log_excerpt, symbol_name, text
+from symift.symbolic.expr import Scalar
+from symift.render.latex import Document, ModelLatexPrinter, compile_pdf, latex, log_excerpt, symbol_name, text
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = sorted((ROOT / "examples").glob("*.ift"))

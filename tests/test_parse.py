@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 import symift
-from symift.model import Binary, Call, Name, Neg, Number, Transpose, unparse
+from symift.language.model import Binary, Call, Name, Neg, Number, Transpose, unparse
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = sorted((ROOT / "examples").glob("*.ift"))
@@ -384,7 +384,7 @@ def test_the_grammar_ships_inside_the_wheel(tmp_path):
         assert zf.read("symift/grammar/symift.lark").decode() == (ROOT / "grammar" / "symift.lark").read_text()
         zf.extractall(tmp_path / "site")
     # the unpacked wheel, first on the path, finds its own grammar (not the checkout's)
-    probe = ("import symift, symift.parse as P; from importlib import resources; "
+    probe = ("import symift, symift.language.parse as P; from importlib import resources; "
              "print(symift.__file__); "
              "print(resources.files('symift').joinpath('grammar/symift.lark').is_file()); "
              "print(symift.load(r'%s').kind)" % (ROOT / "examples" / "softmax.ift"))

@@ -8,7 +8,7 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 import symift
-from symift.model import unparse
+from symift.language.model import unparse
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE_TEXTS = [p.read_text(encoding="utf-8") for p in sorted((ROOT / "examples").glob("*.ift"))]

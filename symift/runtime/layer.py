@@ -161,7 +161,11 @@ def _check_eagerly(spec, probes, args, sol, status, tol, method, backward_tol, b
         return
     if not res <= tol:
         if solver is None:
-            raise SolverError(f"the forward solve did not converge: KKT residual {float(res):.3g} > tol = {tol:g}")
+            hint = (f"; F is not differentiable where {' or '.join(spec.kinks)} has a zero entry (abs, sign, "
+                    "norm1), and solutions of such problems usually lie there: their KKT conditions hold "
+                    "with subgradients, which this solver does not handle") if spec.kinks else ""
+            raise SolverError(f"the forward solve did not converge: KKT residual {float(res):.3g} > tol = {tol:g}"
+                              + hint)
         raise SolverError(f"the solver's result is not optimal: KKT residual {float(res):.3g} > tol = {tol:g} "
                           "(stationarity with least-squares multipliers, feasibility, complementarity); "
                           "pass a larger tol= to accept a less accurate solver")

@@ -18,7 +18,9 @@ import sympy as sp
 from sympy.matrices.expressions.applyfunc import ElementwiseApplyFunction
 from sympy.matrices.expressions.matexpr import MatrixExpr
 
+from .algebra import Algebra
 from .expr import Scalar, is_matrix
+from .printing import text
 
 
 def zero_like(e):
@@ -65,7 +67,7 @@ class _Differential:
             if method is None:
                 method = self.d_function if isinstance(e, sp.Function) else None
             if method is None:
-                raise NotImplementedError(f"no differentiation rule for {type(e).__name__}: {e}")
+                raise NotImplementedError(f"no differentiation rule for {text(e)}")
             self.cache[e] = method(e)
         return self.cache[e]
 
@@ -99,7 +101,7 @@ class _Differential:
         if len(e.args) != 1:
             raise NotImplementedError(f"no differentiation rule for {e.func}")
         (x,) = e.args
-        return e.fdiff(1) * self.d(x)
+        return away_from_kinks(e.fdiff(1)) * self.d(x)
 
     def d_Scalar(self, e):
         dm = self.d(e.matrix)
@@ -155,12 +157,24 @@ class _Differential:
     d_Identity = d_ZeroMatrix = d_OneMatrix
 
 
+def away_from_kinks(derivative):
+    """A derivative where it exists: the Dirac deltas of sign′ and Heaviside′ are 0 away from 0.
+
+    |t| and sign(t) are differentiable except at t = 0; there F is not C¹ and the IFT does not
+    apply (the report states "t ≠ 0" as a smoothness requirement: symift.symbolic.conditions), so
+    the derivative is the one that holds where they are smooth — never a DiracDelta.
+    """
+    return derivative.replace(lambda a: isinstance(a, sp.DiracDelta), lambda a: sp.S.Zero)
+
+
 def elementwise_derivative(e: ElementwiseApplyFunction) -> MatrixExpr:
     """f'.(x) for f.(x), written with the plainest class: x^k, f itself, or f'.(x)."""
     lam, x = e.function, e.expr
     (var,) = lam.variables
     real = sp.Dummy(var.name, real=True)  # entries are real: d|t|/dt = sign(t), not re/im terms
-    fprime = sp.simplify(sp.diff(lam.expr.xreplace({var: real}), real)).xreplace({real: var})
+    fprime = away_from_kinks(sp.simplify(sp.diff(lam.expr.xreplace({var: real}), real)).xreplace({real: var}))
+    if fprime == 0:
+        return sp.ZeroMatrix(*x.shape)
     if fprime == lam.expr:  # exp
         return e
     power = sp.Wild("k", exclude=[var])
@@ -188,16 +202,12 @@ def jacobian(e, x, alg=None):
 
     e.g. ∂/∂z (log z + 1 − θ) = DiagMatrix(HadamardPower(z, −1)).
     """
-    from .algebra import Algebra
-
     alg = alg or Algebra()
     return alg.to_sympy(jacobian_lin(e, x, alg))
 
 
 def hessian(f, x, alg=None):
     """∇²ₓ f = ∂(∇ₓ f)/∂x for a scalar f, as a sympy matrix expression."""
-    from .algebra import Algebra
-
     alg = alg or Algebra()
     return jacobian(gradient(f, x, alg), x, alg)
 
@@ -222,7 +232,5 @@ def directional(e, x, alg):
 
 def gradient(f, x, alg=None):
     """∇ₓ f = (∂f/∂x)ᵀ for a scalar f, as a sympy expression (vector, or scalar for scalar x)."""
-    from .algebra import Algebra
-
     alg = alg or Algebra()
     return alg.to_sympy(alg.transpose(jacobian_lin(f, x, alg)))

@@ -14,7 +14,7 @@ from typing import Union
 
 import sympy as sp
 
-from .errors import (
+from ..errors import (
     DuplicateError,
     EquationCountError,
     ProblemError,

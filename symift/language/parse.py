@@ -13,7 +13,7 @@ from pathlib import Path
 import lark
 from lark import Lark, Token, Tree
 
-from .errors import ParseError, ProblemError, SymiftError, Source, Span
+from ..errors import ArgumentError, ParseError, ProblemError, SymiftError, Source, Span
 from .model import Binary, Call, Name, Neg, Number, Problem, Transpose, build_problem
 
 #: Deepest expression nesting accepted; deeper input is rejected with a clear error.
@@ -29,7 +29,7 @@ def grammar_text() -> str:
     packaged = resources.files("symift").joinpath("grammar/symift.lark")
     if packaged.is_file():
         return packaged.read_text(encoding="utf-8")
-    checkout = Path(__file__).resolve().parent.parent / "grammar" / "symift.lark"
+    checkout = Path(__file__).resolve().parents[2] / "grammar" / "symift.lark"
     return checkout.read_text(encoding="utf-8")
 
 
@@ -41,7 +41,7 @@ def _parser() -> Lark:
 def parse(source: str, filename: str = "<string>") -> Problem:
     """Parse and shape-check problem text; raises :class:`SymiftError` on bad input."""
     if not isinstance(source, str):
-        raise TypeError(f"parse() takes the problem text as str, got {type(source).__name__}")
+        raise ArgumentError(f"parse() takes the problem text as str, got {type(source).__name__}")
     if source.startswith("\ufeff"):  # a UTF-8 byte-order mark is not part of the text
         source = source[1:]
     src = Source(filename, source)

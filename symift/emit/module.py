@@ -1,33 +1,73 @@
-"""The standalone module writer: a problem's residual, closed forms and layer as JAX source.
+"""The module writer: a problem's printed functions, its ProblemSpec and its layer, as JAX source.
 
-``codegen(problem)`` returns the text of a Python module that imports jax and numpy only:
+A problem module holds only what is specific to the problem, printed from the derivation:
 
-* ``residual(**values)`` — the KKT residual F(x, θ) as named blocks;
+* ``residual(**values)`` — the KKT residual F(x, θ) as named blocks, and the pieces the forward
+  solves need (``_equations``, ``_inequalities``, ``_unknown_shapes``, the interior point's
+  ``_newton_direction``, a separable problem's ``_separable`` / ``_dual``);
 * ``jacobian_<var>_<param>(**values)`` — each closed-form Jacobian as a dense array (for a
-  matrix parameter P, the directional derivative along ``d<P>``);
-* ``solve(**params)`` — the forward solver (primal-dual interior point on the KKT system, or
-  damped Newton for a root problem) under ``lax.while_loop``;
-* ``layer(**params)`` — the solution map with the implicit backward attached by
-  ``jax.custom_jvp``: the tangent is the derived closed form J·dθ, or a linear solve on the
-  derived ∂F/∂x (symift.backward), so jit, vmap, grad, jacfwd and jacrev all work; a user's
-  solver can replace the forward solve (symift.recovery).  Non-convergence raises in eager use
-  and is flagged under tracing.
+  matrix parameter P, the directional derivative along ``d<P>``), ``_tangents`` (J·dθ) and
+  ``_kkt_factor`` (∂F/∂x factorized, for the condition estimate of the status);
+* ``SPEC = ProblemSpec(...)`` and ``layer(**params)`` / ``solve(**params)`` over the runtime's
+  ``make_layer(SPEC)`` (symift.runtime).
 
-``symift.compile`` imports this same text, so the in-process layer and the generated module
-cannot disagree.
+``source(standalone=True)`` (``symift codegen``) puts the runtime's standalone sections in front,
+so the module imports jax and numpy only; ``source(standalone=False)`` (``symift.compile``)
+imports them from ``symift.runtime`` — the same code either way.
 """
 from __future__ import annotations
 
 import re
+from importlib import resources
 
 import sympy as sp
 
-from .derive import Derivation
-from .errors import SymiftError, UnsupportedError
-from .expr import is_matrix
-from .forward import SeparableWriter, separable_dual
-from .jax import AbsoluteEmitter, Emitter, python_name
-from .model import Problem
+from ..errors import SymiftError
+from ..runtime import HELPERS, OPTIONAL_FILES, STANDALONE_FILES
+from ..symbolic.conditions import domain_requirements
+from ..symbolic.derivation import Derivation
+from ..symbolic.expr import is_matrix
+from ..symbolic.newton import NewtonSystem
+from ..symbolic.printing import text
+from ..symbolic.separable import separable_dual
+from ..symbolic.tangent import TangentSystem
+from .emitter import AbsoluteEmitter, Emitter, python_name
+from .separable import SeparableWriter
+from .tangent import tangent_fn
+
+
+#: The docstring of every generated ``layer`` (prose: the options of symift.runtime.layer).
+LAYER_DOC = '''    """The solution map: a dict of unknowns (variables and multipliers), differentiable.
+
+    Also returns the active-set indicators and the solution's status: ``residual`` (max |F| at
+    the solution, relative to the size of the data: divided by max(1, max |θ|)), ``converged``
+    (residual <= tol; default 1e-9 in float64, 1e-4 in float32; the solver aims 1000 times
+    lower, or stops at the rounding floor once within tol), ``cond`` (an estimate of the
+    condition number (Skeel's) of dF/dx there; NaN where not estimated), ``margin`` (strict
+    complementarity: min over the inequalities of max(multiplier, -g)) and ``regular`` (all of
+    them as the implicit function theorem needs).  In eager use a non-converged solve, or a
+    singular or ill-conditioned dF/dx, raises SolverError, and an eager jax.grad / jax.jvp
+    also raises where strict complementarity fails; under jit or vmap the status is the flag,
+    and the tangents of an irregular solution are NaN (strict=False keeps them).  checks=False
+    skips the condition estimate.
+
+    backward: "auto" (the closed form where one was derived, else a linear solve on dF/dx),
+    "closed_form", or a linear solve "lu" | "gmres" | "bicgstab" | "cg".  A backward solve whose
+    relative residual exceeds backward_tol (default 1e-8 in float64, 1e-3 in float32) gives NaN
+    tangents; an eager jax.grad / jax.jvp first checks the solve on a generic right-hand side
+    and raises SolverError if it fails.  backward_maxiter bounds the Krylov iterations
+    (default 10 x the unknowns).
+
+    solver: a function of the parameters (keywords) returning the primal solution — an array
+    when the problem has one variable, else a dict by variable name — and optionally multipliers
+    (dict entries by multiplier name).  It is called under jax.jit and jax.vmap on
+    non-differentiated values, so it must be JAX-traceable; callback=True calls a NumPy / SciPy /
+    CVXPY solver through jax.pure_callback instead.  Missing multipliers are recovered from
+    stationarity by least squares; a solution whose KKT residual exceeds tol raises
+    SolverError in eager use and is flagged by ``converged`` under jit.
+    """
+'''
+
 
 class _Layout:
     """Argument names, shapes and flat-vector layout of a derivation's unknowns and params."""
@@ -48,18 +88,13 @@ class _Layout:
         return {self.symbols[k]: v for k, v in self.py.items()}
 
 
-def codegen(problem: Problem) -> str:
-    """The standalone JAX module for a problem (see the module docstring)."""
-    return ModuleWriter(Derivation(problem)).source()
-
-
 class ModuleWriter:
     """Writes the generated module for one derivation."""
 
     def __init__(self, d: Derivation):
         self.d = d
         self.layout = _Layout(d)
-        self.kkt = d._kkt
+        self.kkt = d.system
         self.params = d.parameters
         self.unknowns = list(d.unknowns)  # every unknown, inactive multipliers included
         self.pd = {d.symbols[p.name] for p in d.problem.params if "pd" in p.attributes}
@@ -163,9 +198,6 @@ class ModuleWriter:
         (symift.tangent), when the elimination with symbolic right-hand sides succeeds.
         """
         if len(self.params) > 1:
-            from .errors import SymiftError
-            from .tangent import TangentSystem, tangent_fn
-
             try:
                 return tangent_fn(self, TangentSystem(self.d))
             except (SymiftError, NotImplementedError):
@@ -325,9 +357,6 @@ class ModuleWriter:
 
     def ift_system(self):
         """The elimination of ∂F/∂x with symbolic right-hand sides, or None where it fails."""
-        from .errors import SymiftError
-        from .tangent import TangentSystem
-
         try:
             return TangentSystem(self.d)
         except (SymiftError, NotImplementedError, ValueError):
@@ -343,8 +372,6 @@ class ModuleWriter:
         if standalone:
             return (doc + "from __future__ import annotations\n\nimport os\nfrom typing import Callable, NamedTuple\n\n"
                     "import jax\nimport jax.numpy as jnp\nimport numpy as np\nfrom jax import lax")
-        from .runtime import HELPERS
-
         names = ", ".join(sorted(set(HELPERS) | self.runtime_names()))
         return doc + f"import jax\nimport jax.numpy as jnp\n\nfrom symift.runtime import {names}"
 
@@ -386,6 +413,8 @@ class ModuleWriter:
             ("newton_direction", "_newton_direction" if self.newton is not None else "None"),
             ("separable", self.separable_spec()),
             ("kkt_factor", "_kkt_factor" if has_kkt_factor else "None"),
+            ("kinks", _tuple(dict.fromkeys(text(arg) for b in kkt.residual
+                                           for arg, _, what in domain_requirements(b.expr) if what in ("sign", "abs")))),
             ("ift_rows", repr(tuple(r.name for r in d.analysis.rows)) if has_kkt_factor else "()"),
             ("ift_unknowns", _tuple(py(u.name) for u in d.analysis.unknowns) if has_kkt_factor else "()"),
         ]
@@ -407,48 +436,21 @@ class ModuleWriter:
         return "SeparableSpec(" + ", ".join(f"{k}={v}" for k, v in fields) + ")"
 
     def layer_fns(self) -> str:
-        params = [self.py(p) for p in self.params]
-        plist = ", ".join(params)
-        packed = f"({plist}{',' if len(params) == 1 else ''})"
-        return f'''def layer({plist}, *, tol=None, maxiter=100, backward="auto", backward_tol=None,
-          backward_maxiter=None, solver=None, callback=False, checks=True, strict=True):
-    """The solution map: a dict of unknowns (variables and multipliers), differentiable.
-
-    Also returns the active-set indicators and the solution's status: ``residual`` (max |F| at
-    the solution, relative to the size of the data: divided by max(1, max |θ|)), ``converged``
-    (residual <= tol; default 1e-9 in float64, 1e-4 in float32; the solver aims 1000 times
-    lower, or stops at the rounding floor once within tol), ``cond`` (an estimate of the
-    condition number of dF/dx there; NaN where not estimated), ``margin`` (strict
-    complementarity: min over the inequalities of max(multiplier, -g)) and ``regular`` (all of
-    them as the implicit function theorem needs).  In eager use a non-converged solve, or a
-    singular or ill-conditioned dF/dx, raises SolverError, and an eager jax.grad / jax.jvp
-    also raises where strict complementarity fails; under jit or vmap the status is the flag,
-    and the tangents of an irregular solution are NaN (strict=False keeps them).  checks=False
-    skips the condition estimate.
-
-    backward: "auto" (the closed form where one was derived, else a linear solve on dF/dx),
-    "closed_form", or a linear solve "lu" | "gmres" | "bicgstab" | "cg".  A backward solve whose
-    relative residual exceeds backward_tol (default 1e-8 in float64, 1e-3 in float32) gives NaN
-    tangents; an eager jax.grad / jax.jvp first checks the solve on a generic right-hand side
-    and raises SolverError if it fails.  backward_maxiter bounds the Krylov iterations
-    (default 10 x the unknowns).
-
-    solver: a function of the parameters (keywords) returning the primal solution — an array
-    when the problem has one variable, else a dict by variable name — and optionally multipliers
-    (dict entries by multiplier name).  It is called under jax.jit and jax.vmap on
-    non-differentiated values, so it must be JAX-traceable; callback=True calls a NumPy / SciPy /
-    CVXPY solver through jax.pure_callback instead.  Missing multipliers are recovered from
-    stationarity by least squares; a solution whose KKT residual exceeds tol raises
-    SolverError in eager use and is flagged by ``converged`` under jit.
-    """
-    return _layer({packed}, tol=tol, maxiter=maxiter, backward=backward, backward_tol=backward_tol,
-                  backward_maxiter=backward_maxiter, solver=solver, callback=callback, checks=checks,
-                  strict=strict)
-
-
-def solve({plist}, *, tol=None, maxiter=100):
-    """Forward solve only (the same numbers as layer, without the implicit backward)."""
-    return layer({plist}, tol=tol, maxiter=maxiter)'''
+        """``layer(<params>, *, options)`` and ``solve(<params>)``: the runtime's layer with the
+        problem's own signature."""
+        plist = ", ".join(self.py(p) for p in self.params)
+        packed = f"({plist}{',' if len(self.params) == 1 else ''})"
+        options = ("tol", "maxiter", "backward", "backward_tol", "backward_maxiter", "solver", "callback",
+                   "checks", "strict")
+        return "\n".join([
+            f"def layer({plist}, *, tol=None, maxiter=100, backward=\"auto\", backward_tol=None,",
+            "          backward_maxiter=None, solver=None, callback=False, checks=True, strict=True):",
+            LAYER_DOC.rstrip("\n"),
+            f"    return _layer({packed}, " + ", ".join(f"{o}={o}" for o in options) + ")",
+            "", "",
+            f"def solve({plist}, *, tol=None, maxiter=100):",
+            '    """Forward solve only (the same numbers as layer, without the implicit backward)."""',
+            f"    return layer({plist}, tol=tol, maxiter=maxiter)"])
 
 
 def closed_form_fns(mw) -> tuple:
@@ -477,10 +479,6 @@ def closed_form_fns(mw) -> tuple:
 def runtime_source(used: set) -> str:
     """The standalone sections of the runtime files, in dependency order (see symift.runtime),
     without the optional files whose entry point is not in ``used``."""
-    from importlib import resources
-
-    from .runtime import OPTIONAL_FILES, STANDALONE_FILES
-
     parts = []
     for name in STANDALONE_FILES:
         if name in OPTIONAL_FILES and OPTIONAL_FILES[name] not in used:
@@ -516,11 +514,8 @@ def _tuple(items) -> str:
 
 def newton_system(d: Derivation):
     """The symbolic Newton step, or None (the solver then takes dense Newton steps)."""
-    from .errors import SymiftError
-    from .ift import NewtonSystem
-
     try:
-        return NewtonSystem(d._kkt)
+        return NewtonSystem(d.system)
     except (SymiftError, NotImplementedError, ValueError):
         return None
 
@@ -531,8 +526,6 @@ def _is_vector(sym) -> bool:
 
 def _short(J, limit: int = 40) -> str:
     """``: <text of J>`` for a small expression (docstrings stay readable), else nothing."""
-    from .printing import text
-
     size = sum(1 for _ in sp.preorder_traversal(J))
     return f": {text(J)}" if size <= limit else " (see the derivation)"
 
@@ -545,17 +538,3 @@ def _unused_dim(line: str, text: str) -> bool:
 
 def _is_zero(J) -> bool:
     return (is_matrix(J) and isinstance(J, sp.ZeroMatrix)) or (not is_matrix(J) and J == 0)
-
-
-def codegen_command(problem: Problem, args) -> int:
-    """``symift codegen FILE -o OUT.py``."""
-    from pathlib import Path
-
-    source = codegen(problem)
-    try:
-        Path(args.output).write_text(source, encoding="utf-8")
-    except OSError as exc:
-        raise UnsupportedError(f"cannot write '{args.output}': {exc.strerror or exc}", None,
-                               problem.source) from None
-    print(f"wrote {args.output}")
-    return 0

@@ -1,13 +1,21 @@
-"""``symift.derive``: the Derivation object (SPEC §2) and the ``symift derive`` command."""
+"""The derivation of a problem: Lagrangian, KKT system, IFT report and closed-form Jacobians.
+
+:class:`Derivation` is the symbolic stage's result; the public ``symift.Derivation``
+(symift.api) adds its outputs: LaTeX, JAX functions and the numerical verification.
+"""
 from __future__ import annotations
 
 import sympy as sp
 
-from .errors import MathError, ProblemError, UnsupportedError
+from ..errors import MathError, ProblemError, UnsupportedError
+from ..language.model import Problem
+from .printing import text as plain
+from .analysis import Analysis
+from .canonical import Lin
+from .conditions import IFTReport, Verdict, domain_requirements
 from .expr import is_matrix
-from .ift import Analysis, IFTReport, Verdict
 from .kkt import build_kkt
-from .model import Problem
+from .numeric import numeric_check
 
 
 class Derivation:
@@ -19,8 +27,8 @@ class Derivation:
     def __init__(self, problem: Problem):
         self.problem = problem
         try:
-            self._kkt = build_kkt(problem)
-            self.analysis = Analysis(self._kkt)
+            self.system = build_kkt(problem)
+            self.analysis = Analysis(self.system)
         except NotImplementedError as exc:
             raise UnsupportedError(f"cannot differentiate this problem: {exc}", None, problem.source) from None
         self._jacobians: dict = {}
@@ -30,7 +38,7 @@ class Derivation:
     # ---- SPEC §2 attributes
     @property
     def symbols(self) -> dict:
-        out = dict(self._kkt.symbols)
+        out = dict(self.system.symbols)
         for s, size, _ in self.analysis.indicators.values():
             symbol = self.analysis.alg.vectors[s][0] if s in self.analysis.alg.vectors else s
             out[symbol.name] = symbol
@@ -38,25 +46,25 @@ class Derivation:
 
     @property
     def lagrangian(self):
-        return self._kkt.lagrangian
+        return self.system.lagrangian
 
     @property
     def conventions(self) -> list:
-        return list(self._kkt.conventions)
+        return list(self.system.conventions)
 
     @property
     def kkt(self) -> dict:
         """Named KKT conditions: name -> (lhs, relation, rhs)."""
-        return {c.name: (c.lhs, c.relation, c.rhs) for c in self._kkt.conditions}
+        return {c.name: (c.lhs, c.relation, c.rhs) for c in self.system.conditions}
 
     @property
     def residual(self) -> dict:
         """F(x, θ) as named blocks, in the order of x = (primal, equality duals, inequality duals)."""
-        return {b.name: b.expr for b in self._kkt.residual}
+        return {b.name: b.expr for b in self.system.residual}
 
     @property
     def unknowns(self) -> list:
-        return [u.name for u in self._kkt.unknowns]
+        return [u.name for u in self.system.unknowns]
 
     @property
     def parameters(self) -> list:
@@ -84,7 +92,7 @@ class Derivation:
         For a matrix parameter P the result is the directional derivative along ``dP``
         (a MatrixSymbol named ``"d" + P``), e.g. dz[dQ] = −Q⁻¹ dQ z + ….
         """
-        self._check_names(var, param)
+        self.check_names(var, param)
         if (var, param) not in self._jacobians:
             solution, _ = self._solve(param)
             self._jacobians[var, param] = self.analysis.alg.to_sympy(solution[var]) if var in solution \
@@ -99,39 +107,15 @@ class Derivation:
 
     def steps(self, param: str) -> list:
         """The elimination steps used for d·/d param, in order (pivot, Schur complements, facts)."""
-        self._check_names(None, param)
+        self.check_names(None, param)
         return self._solve(param)[1]
 
     def check_at(self, values: dict, dims: dict | None = None) -> dict:
         """Numeric IFT check at a point: is ∂F/∂x finite and nonsingular there (rank, condition)?"""
-        from .ift import numeric_check
-
-        return numeric_check(self._kkt, values, dims or {})
-
-    def jacobian_function(self, var: str, param: str):
-        """A JAX function of keyword arrays -> the Jacobian array d var/d param (see symift.jax)."""
-        from .jax import jacobian_function
-
-        return jacobian_function(self, var, param)
-
-    def to_latex(self, wrt=None, params=None) -> str:
-        """The whole derivation as a complete LaTeX document (see :mod:`symift.latex`)."""
-        from .latex import document
-
-        for v in wrt or [] if self.parameters else []:
-            self._check_names(v, self.parameters[0])
-        for p in params or []:
-            self._check_names(None, p)
-        return document(self, wrt, params)
-
-    def _repr_latex_(self) -> str:
-        """The Jacobians as display math, for Jupyter."""
-        from .latex import summary
-
-        return summary(self)
+        return numeric_check(self.system, values, dims or {})
 
     # ---- internals
-    def _check_names(self, var, param):
+    def check_names(self, var, param):
         names = self.unknowns + list(self.analysis.inactive)
         if var is not None and var not in names:
             raise ProblemError(f"'{var}' is not a variable or multiplier of this problem "
@@ -142,7 +126,7 @@ class Derivation:
 
     def _solve(self, param: str):
         if param not in self._steps:
-            symbol = self._kkt.symbols[param]
+            symbol = self.system.symbols[param]
             rhs, _ = self.analysis.rhs(symbol)
             try:
                 self._steps[param] = self.analysis.eliminate(rhs)
@@ -151,8 +135,8 @@ class Derivation:
         return self._steps[param]
 
     def _inactive_jacobian(self, var, param):
-        u = next(m for m in self._kkt.multipliers if m.name == var)
-        p = self._kkt.symbols[param]
+        u = next(m for m in self.system.multipliers if m.name == var)
+        p = self.system.symbols[param]
         rows = u.symbol.shape[0] if is_matrix(u.symbol) else 1
         cols = p.shape[0] if is_matrix(p) and p.shape[1] == 1 else 1
         return sp.ZeroMatrix(rows, cols) if (rows, cols) != (1, 1) else sp.S.Zero
@@ -180,17 +164,20 @@ class Derivation:
     def _smoothness(self) -> Verdict:
         reqs, failed, why = [], [], []
         alg = self.analysis.alg
-        for block in self._kkt.residual:
-            for arg, relation, what in _domain_requirements(block.expr):
+        for block in self.system.residual:
+            for arg, relation, what in domain_requirements(block.expr):
                 value = alg.template_of(alg.lin(arg)) if is_matrix(arg) else alg.scalar(arg)
                 ok = value.is_positive if relation == ">" else value.is_nonzero
-                text = f"{_text(arg)} {relation} 0" + (" elementwise" if is_matrix(arg) else "")
+                text = f"{plain(arg)} {relation} 0" + (" elementwise" if is_matrix(arg) else "")
                 if ok:
                     why.append(f"{what} needs {text}, which the declarations give")
                 elif ok is False:
                     failed.append(text)
                 elif text not in reqs:
                     reqs.append(text)
+                    if what in ("sign", "abs"):  # a kink: norm1, abs
+                        why.append(f"{what}({plain(arg)}) is not differentiable where an entry is 0 "
+                                   "(a solution there, usual for norm1, is not covered)")
         if failed:
             return Verdict("F continuously differentiable", False, "violated: " + "; ".join(failed))
         reason = "; ".join(dict.fromkeys(why)) or "F is built from smooth functions"
@@ -198,106 +185,8 @@ class Derivation:
 
 
 def _zero_rhs(row):
-    from .algebra import Lin
     return Lin((row.size, sp.S.One))
 
 
 def _tidy(condition: str) -> str:
     return condition.replace("**", "^")
-
-
-def _nodes(e):
-    """Sub-expressions of e, not descending into the Lambda of an elementwise function."""
-    from sympy.matrices.expressions.applyfunc import ElementwiseApplyFunction
-
-    stack = [e]
-    while stack:
-        node = stack.pop()
-        yield node
-        if isinstance(node, ElementwiseApplyFunction):
-            stack.append(node.expr)
-        elif isinstance(node, sp.Basic):
-            stack.extend(node.args)
-
-
-def _domain_requirements(e):
-    """(argument, '>' or '≠', construct) for every place where F stops being C¹."""
-    from sympy.matrices.expressions.applyfunc import ElementwiseApplyFunction
-
-    out = []
-    for node in _nodes(e):
-        if isinstance(node, sp.log):
-            out.append((node.args[0], ">", "log"))
-        elif isinstance(node, (sp.Abs, sp.sign)):
-            out.append((node.args[0], "≠", node.func.__name__.lower()))
-        elif isinstance(node, sp.Pow) and node.exp.is_number and node.exp < 0:
-            out.append((node.base, "≠", "a negative power"))
-        elif isinstance(node, sp.Pow) and node.exp.is_number and not node.exp.is_integer:
-            out.append((node.base, ">", "a fractional power"))
-        elif isinstance(node, sp.HadamardPower) and node.exp.is_number and node.exp < 0:
-            out.append((node.base, "≠", "an elementwise negative power"))
-        elif isinstance(node, sp.HadamardPower) and node.exp.is_number and not node.exp.is_integer:
-            out.append((node.base, ">", "an elementwise fractional power"))
-        elif isinstance(node, ElementwiseApplyFunction):
-            body = node.function.expr
-            (var,) = node.function.variables
-            for arg, rel, what in _domain_requirements(body):
-                if arg == var:
-                    out.append((node.expr, rel, what))
-    return out
-
-
-from .printing import text  # noqa: E402
-
-_text = text
-
-
-def derive(problem: Problem) -> Derivation:
-    """Derive the Lagrangian, KKT system, IFT report and Jacobians of a problem."""
-    return Derivation(problem)
-
-
-def derive_command(problem: Problem, args) -> int:
-    """``symift derive FILE``: print the derivation; exit 1 if the IFT fails."""
-    if getattr(args, "latex", None) or getattr(args, "pdf", False):
-        from .latex import latex_command
-
-        return latex_command(Derivation(problem), args)
-    d = Derivation(problem)
-    out = [problem.summary(), ""]
-    if d.conventions:
-        out += ["Conventions:"] + [f"  {c}" for c in d.conventions] + [""]
-    if d.lagrangian is not None:
-        out += ["Lagrangian:", f"  L = {text(d.lagrangian)}", ""]
-    out.append("KKT conditions:" if problem.kind == "optimization" else "Equations:")
-    for name, (lhs, rel, rhs) in d.kkt.items():
-        out.append(f"  {name}:  {text(lhs)} {rel} {text(rhs)}")
-    out += ["", f"Residual F(x, θ) with x = ({', '.join(d.unknowns)}):"]
-    for name, e in d.residual.items():
-        out.append(f"  {name}:  {text(e)}")
-    out += ["", "Implicit function theorem:"] + [f"  {line}" for line in str(d.ift).splitlines()]
-    for name, meaning in d.indicators.items():
-        out.append(f"  indicator {meaning}")
-    if d.ift.holds is False:
-        print("\n".join(out))
-        failed = next(c for c in d.ift.conditions if c.holds is False)
-        raise MathError(f"the implicit function theorem does not apply: {failed.name}: {failed.reason}",
-                        None, problem.source)
-    wrt = args.wrt or None
-    params = args.param or None
-    for v in wrt or []:
-        d._check_names(v, d.parameters[0] if d.parameters else "")
-    out += ["", "Jacobians:"]
-    for (v, p), J in d.jacobians(wrt, params).items():
-        sym = d.symbols[p]
-        label = f"d{v}/d{p}" if not (is_matrix(sym) and sym.shape[1] != 1) else f"d{v}[d{p}]"
-        out.append(f"  {label} = {text(J)}")
-        for step in d.steps(p):
-            note = f" ({step.condition})" if step.condition else ""
-            facts = f"; using {', '.join(step.facts)}" if step.facts else ""
-            out.append(f"      eliminate {step.unknown} with the {step.kind} pivot {text(step.pivot)} "
-                       f"from '{step.row}'{note}{facts}")
-    if d.facts:
-        out += ["", "Facts used:"] + [f"  {f}" for f in d.facts]
-    print("\n".join(out))
-    return 0

@@ -15,7 +15,7 @@ import sympy as sp
 from .algebra import Algebra, Facts
 from .calculus import gradient
 from .expr import Scalar, SympyBuilder, broadcast_sub, is_matrix
-from .model import Problem
+from ..language.model import Problem
 
 
 @dataclass(frozen=True)

@@ -15,22 +15,19 @@ only validated, mangled identifiers reach it — never user text.
 from __future__ import annotations
 
 import builtins
-import importlib.util
 import itertools
 import keyword
 import re
-import sys
-import tempfile
 from collections import Counter
-from pathlib import Path
 
 import sympy as sp
 from sympy.matrices.expressions.applyfunc import ElementwiseApplyFunction
 from sympy.matrices.expressions.matexpr import MatrixExpr
 
-from .errors import UnsupportedError
-from .expr import Scalar, as_sympy
-from .runtime import HELPERS, STATUS_KEYS
+from ..errors import UnsupportedError
+from ..runtime import HELPERS
+from ..symbolic.expr import Scalar, as_sympy
+from ..symbolic.printing import text
 
 #: Names the generated code uses itself; user names equal to these are mangled.
 RESERVED = {"jax", "jnp", "np", "lax", "os", "functools", "partial", "annotations", "Callable", "NamedTuple",
@@ -159,7 +156,7 @@ class Emitter:
             return f"({base} ** {self.scalar(e.exp)})"
         if isinstance(e, sp.Function) and e.func in _FUNCTIONS and len(e.args) == 1:
             return f"{_FUNCTIONS[e.func]}({self.scalar(e.args[0])})"
-        raise UnsupportedError(f"no JAX translation for {type(e).__name__}: {e}")
+        raise UnsupportedError(f"no JAX translation for {text(e)}")
 
     # ---- vectors and matrices
     def vec(self, e) -> str:
@@ -236,7 +233,7 @@ class Emitter:
             return code if v == ONE else f"col({code}, {v})"
         if rows == 1 and isinstance(M, (sp.HadamardProduct, sp.HadamardPower, ElementwiseApplyFunction)):
             return f"row({self.vec(_elementwise_column(M))}, {v})"   # (z∘z)ᵀ v without a matrix
-        raise UnsupportedError(f"no JAX translation for {type(M).__name__}: {M}")
+        raise UnsupportedError(f"no JAX translation for {text(M)}")
 
     def apply_sum(self, terms, v: str) -> str:
         """Σ Mₖ v with common left factors taken out: F A v + F B v = F (A + B) v, so each
@@ -372,50 +369,6 @@ class AbsoluteEmitter(Emitter):
 
     def solve(self, X, v: str) -> str:
         raise UnsupportedError("no modulus of an inverse")
-
-
-_MODULES: dict = {}
-_TMPDIR = None
-
-
-def load_module(source: str, name: str):
-    """Import generated source as a module (from a file in a per-process temp directory)."""
-    global _TMPDIR
-    key = (name, source)
-    if key in _MODULES:
-        return _MODULES[key]
-    if _TMPDIR is None:
-        _TMPDIR = tempfile.mkdtemp(prefix="symift_")
-    path = Path(_TMPDIR) / f"{name}_{len(_MODULES)}.py"
-    path.write_text(source, encoding="utf-8")
-    spec = importlib.util.spec_from_file_location(f"symift_generated.{path.stem}", path)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    _MODULES[key] = module
-    return module
-
-
-def jacobian_function(derivation, var: str, param: str):
-    """A JAX function of keyword arrays giving the closed form d var/d param.
-
-    For a matrix parameter P the function also takes ``d<P>`` and returns the directional
-    derivative.  Indicators (e.g. ``s``) are keyword arguments like any other value.
-    """
-    from .codegen import ModuleWriter
-
-    derivation.jacobian(var, param)  # validates the names
-    writer = ModuleWriter(derivation)
-    module = load_module(writer.source(standalone=False), "jacobians")
-    fn = getattr(module, f"jacobian_{writer.layout.py[var]}_{writer.layout.py[param]}")
-    to_py = dict(writer.layout.py)
-
-    def jacobian(**values):
-        # a layer's result can be passed as it is: its status entries are not arguments
-        return fn(**{to_py.get(k, k): v for k, v in values.items() if k not in STATUS_KEYS})
-
-    jacobian.__doc__ = fn.__doc__
-    return jacobian
 
 
 def _is_eye(v: str) -> bool:

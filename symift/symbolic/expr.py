@@ -20,8 +20,8 @@ from __future__ import annotations
 import sympy as sp
 from sympy.matrices.expressions.matexpr import MatrixExpr
 
-from .errors import Source, UnsupportedError
-from .model import Binary, Call, Name, Neg, Number, Problem, Transpose
+from ..errors import Source, UnsupportedError
+from ..language.model import Binary, Call, Name, Neg, Number, Problem, Transpose
 
 
 class Scalar(sp.Expr):

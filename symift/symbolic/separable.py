@@ -115,7 +115,7 @@ def separable_dual(d) -> SeparableDual | None:
 
 
 def _reduce(d) -> SeparableDual:
-    kkt = d._kkt
+    kkt = d.system
     variables = d.problem.variables
     if kkt.objective is None or len(variables) != 1:
         raise NotSeparable("one vector variable with an objective")
@@ -192,71 +192,3 @@ def _closed_form_dual(primal, nu, logw):
     dual = sp.expand_log(roots[0].subs(w, sp.exp(logw)), force=True)
     exponent = sp.expand(c.args[0]) if isinstance(c, sp.exp) else None
     return dual, exponent
-
-
-# --------------------------------------------------------------------------- generated code
-class SeparableWriter:
-    """Writes the forward solve of a :class:`SeparableDual` into a generated module."""
-
-    def __init__(self, writer, plan: SeparableDual):
-        self.w, self.plan = writer, plan
-        self.d = writer.d
-        self.x = self.d.symbols[plan.variable]
-        self.params = writer.params
-
-    def _bind_opaque(self, em):
-        for s, e in self.plan.opaque.items():
-            em.names[s] = em.vec(e)
-
-    def _full(self, em, code):
-        """A template value broadcast to the shape of x."""
-        return f"jnp.broadcast_to({code}, ({em.size(self.x.shape[0])},))"
-
-    def functions(self) -> list:
-        """``_separable`` (ψ(ν) and the bounds), ``_dual_equality`` h(x), ``_dual`` (closed form)."""
-        plan, w = self.plan, self.w
-        nu = [plan.equality.name] if plan.equality is not None else []
-
-        def separable(em):
-            self._bind_opaque(em)
-            u = em.tmp(self._full(em, em.scalar(plan.primal)), "u")
-            lo = [em.scalar(b.value) for b in plan.bounds if b.sign < 0]
-            hi = [em.scalar(b.value) for b in plan.bounds if b.sign > 0]
-            lower, upper = (lo or ["-jnp.inf"])[0], (hi or ["jnp.inf"])[0]
-            return (f"{u}, {self._full(em, f'jnp.asarray({lower}, {u}.dtype)')}, "
-                    f"{self._full(em, f'jnp.asarray({upper}, {u}.dtype)')}")
-        out = [w.function("_separable", ["*"] + self.params + nu, separable,
-                          "x(ν) before clipping (stationarity solved for xᵢ) and the bounds on x.")]
-        if plan.equality is None:
-            return out
-
-        def equality(em):
-            return em.vec(plan.equality.function)
-        out.append(w.function("_dual_equality", ["*"] + self.params + [plan.variable], equality,
-                              "The equality constraint h(x) (= aᵀx − b)."))
-        if plan.dual is None:
-            return out
-
-        def dual(em):
-            self._bind_opaque(em)
-            pargs = ", ".join(f"{w.py(p)}={w.py(p)}" for p in self.params)
-            xs = w.py(plan.variable)
-            # x = c∘q(ν*) and q(ν*) = w, so x = c·w: no second pass over x through ν
-            if plan.exponent is not None:   # c = exp(e): aᵀc with a max shift (log-sum-exp)
-                e = em.tmp(self._full(em, em.scalar(plan.exponent)), "e")
-                shift = em.tmp(f"jnp.max({e})", "m")
-                c = em.tmp(f"jnp.exp({e} - {shift})", "c")
-                h0 = em.tmp(f"_dual_equality({pargs}, {xs}=jnp.zeros_like({e}))", "h")
-                logr = f"({shift} + jnp.log(_dual_equality({pargs}, {xs}={c}) - {h0}))"
-                logw = em.tmp(f"jnp.log(-{h0}) - {logr}", "logw")
-                x = f"{c} * jnp.exp({shift} + {logw})"
-            else:
-                c = em.tmp(self._full(em, em.scalar(plan.primal.subs(plan.nu, 0))), "c")
-                h0 = em.tmp(f"_dual_equality({pargs}, {xs}=jnp.zeros_like({c}))", "h")
-                logr = f"jnp.log(_dual_equality({pargs}, {xs}={c}) - {h0})"
-                logw = em.tmp(f"jnp.log(-{h0}) - {logr}", "logw")
-                x = f"{c} * jnp.exp({logw})"
-            return f"{em.scalar(plan.dual, extra={plan.logw: logw})}, {x}"
-        out.append(w.function("_dual", ["*"] + self.params, dual,
-                              "The equality multiplier ν and x = c·q(ν) in closed form (the dual equation solved by sympy)."))
-        return out

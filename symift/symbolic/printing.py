@@ -8,6 +8,10 @@ from sympy.printing.str import StrPrinter
 class TextPrinter(StrPrinter):
     """Readable plain text: diag(z), zᵀ, Q⁻¹, log(z), u∘v, 1."""
 
+    def _print_Dummy(self, e):
+        """A placeholder by the name of what it stands for (z for the entries of z), never ``_z``."""
+        return e.name
+
     def _print_DiagMatrix(self, e):
         return f"diag({self._print(e.args[0])})"
 
@@ -54,7 +58,3 @@ class TextPrinter(StrPrinter):
 
 def text(e) -> str:
     return TextPrinter().doprint(e)
-
-
-
-

@@ -1,0 +1,51 @@
+"""The plain-text report of a derivation (``symift derive FILE``)."""
+from __future__ import annotations
+
+from ..errors import MathError
+from ..symbolic.derivation import Derivation
+from ..symbolic.expr import is_matrix
+from ..symbolic.printing import text
+
+
+def report(d: Derivation, wrt=None, params=None) -> str:
+    """Lagrangian, KKT conditions, residual, IFT report and the requested Jacobians, as text.
+
+    Raises MathError (after nothing is printed) when the implicit function theorem fails; the
+    text up to the IFT report is in the error's ``report`` attribute.
+    """
+    problem = d.problem
+    out = [problem.summary(), ""]
+    if d.conventions:
+        out += ["Conventions:"] + [f"  {c}" for c in d.conventions] + [""]
+    if d.lagrangian is not None:
+        out += ["Lagrangian:", f"  L = {text(d.lagrangian)}", ""]
+    out.append("KKT conditions:" if problem.kind == "optimization" else "Equations:")
+    for name, (lhs, rel, rhs) in d.kkt.items():
+        out.append(f"  {name}:  {text(lhs)} {rel} {text(rhs)}")
+    out += ["", f"Residual F(x, θ) with x = ({', '.join(d.unknowns)}):"]
+    for name, e in d.residual.items():
+        out.append(f"  {name}:  {text(e)}")
+    out += ["", "Implicit function theorem:"] + [f"  {line}" for line in str(d.ift).splitlines()]
+    for meaning in d.indicators.values():
+        out.append(f"  indicator {meaning}")
+    if d.ift.holds is False:
+        failed = next(c for c in d.ift.conditions if c.holds is False)
+        error = MathError(f"the implicit function theorem does not apply: {failed.name}: {failed.reason}",
+                          None, problem.source)
+        error.report = "\n".join(out)
+        raise error
+    for v in wrt or []:
+        d.check_names(v, d.parameters[0] if d.parameters else "")
+    out += ["", "Jacobians:"]
+    for (v, p), J in d.jacobians(wrt, params).items():
+        sym = d.symbols[p]
+        label = f"d{v}/d{p}" if not (is_matrix(sym) and sym.shape[1] != 1) else f"d{v}[d{p}]"
+        out.append(f"  {label} = {text(J)}")
+        for step in d.steps(p):
+            note = f" ({step.condition})" if step.condition else ""
+            facts = f"; using {', '.join(step.facts)}" if step.facts else ""
+            out.append(f"      eliminate {step.unknown} with the {step.kind} pivot {text(step.pivot)} "
+                       f"from '{step.row}'{note}{facts}")
+    if d.facts:
+        out += ["", "Facts used:"] + [f"  {f}" for f in d.facts]
+    return "\n".join(out)

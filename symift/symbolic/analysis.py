@@ -1,0 +1,165 @@
+"""∂F/∂x and ∂F/∂θ blocks, the IFT condition report, and block elimination (Schur complements).
+
+The implicit function theorem gives  dx*/dθ = −(∂F/∂x)⁻¹ ∂F/∂θ.  symift never inverts ∂F/∂x as
+a whole: it solves (∂F/∂x) J = −∂F/∂θ block by block, each time choosing the cheapest pivot
+(identity, scalar, diagonal, a declared-pd symbol, and only then a general block), replacing the
+other rows by their Schur complements, and simplifying with the KKT facts:
+
+* an inequality that cannot be active (g = −z < 0 because z > 0) has λ = 0 and dλ = 0;
+* otherwise, under strict complementarity, the rows λ ∘ g are divided by λᵢ on the active set
+  and by gᵢ off it, giving  diag(1 − s) ∂g + diag(s) dλ = 0  with the indicator s = 1[g < 0];
+* a scalar equality constraint that fixes a reduction (1ᵀz = 1) is used wherever 1ᵀz appears.
+"""
+from __future__ import annotations
+
+import sympy as sp
+
+from ..language.model import unparse
+from .calculus import directional
+from .calculus import jacobian_lin as jacobian
+from .canonical import Col, Diag, Lin, Term
+from .conditions import describe
+from .eliminate import Eliminator
+from .expr import is_matrix
+from .kkt import Block, KKTSystem, Unknown
+
+
+class Analysis(Eliminator):
+    """The linearized KKT system of a derivation, with its facts and eliminations."""
+
+    def __init__(self, kkt: KKTSystem):
+        self.kkt = kkt
+        self.source = kkt.problem.source
+        self.alg = kkt.algebra
+        self.facts = self.alg.facts
+        self.assumptions: list = []          # stated in the report (strict complementarity, ...)
+        self.inactive: dict = {}             # multiplier name -> reason
+        self.indicators: dict = {}           # multiplier name -> (indicator, meaning)
+        self.rows: list[Block] = list(kkt.residual)
+        self.unknowns: list[Unknown] = list(kkt.unknowns)
+        self._declare_facts()
+        self._active_sets()
+        self.blocks = self._blocks()
+
+    # ---- facts
+    def _declare_facts(self):
+        b = self.kkt.builder
+        for p in self.kkt.problem.params:
+            sym = b.symbols[p.name]
+            if p.attributes & {"symmetric", "psd", "pd"}:
+                self.facts.symmetric.add(sym)
+                self.facts.cited[("symmetric", sym)] = f"{p.name} is symmetric"
+            if "pd" in p.attributes:
+                self.facts.invertible.add(sym)
+        for m in self.kkt.multipliers:
+            if m.kind != "equality" or is_matrix(m.function):
+                continue
+            value = self.alg.scalar(m.function)
+            reds = [r for r in value.free_symbols if r in self.alg.reductions]
+            if len(reds) == 1 and sp.degree(value, reds[0]) == 1:
+                (r,) = reds
+                solved = sp.solve(value, r)
+                if len(solved) == 1:
+                    self.facts.reductions[r] = solved[0]
+                    c = m.constraint
+                    self.facts.cited[("reduction", r)] = (
+                        f"primal feasibility {unparse(c.lhs)} = {unparse(c.rhs)}")
+
+    def _active_sets(self):
+        for m in self.kkt.multipliers:
+            if m.kind != "inequality":
+                continue
+            g = self.alg.lin(m.function)
+            t = self.alg.template_of(g) if is_matrix(m.function) else self.alg.as_scalar(g)
+            if t is not None and t.is_negative:
+                c = m.constraint
+                self.inactive[m.name] = (f"{m.name} = 0: the constraint {unparse(c.lhs)} {c.relation} "
+                                         f"{unparse(c.rhs)} is inactive since its g = {describe(self.alg, self.alg.vector_to_sympy(t, g.shape[0]) if is_matrix(m.function) else t)} < 0 "
+                                         "under the declared assumptions")
+                continue
+            name = "s" if sum(x.kind == "inequality" for x in self.kkt.multipliers) == 1 else f"s_{m.name}"
+            if name in self.kkt.symbols:
+                name += "_"
+            if is_matrix(m.function):
+                s = sp.Dummy(name, real=True, nonnegative=True)
+                size = m.function.shape[0]
+                self.alg.vectors[s] = (sp.MatrixSymbol(name, size, 1), size)
+                self.alg.placeholder_of[self.alg.vectors[s][0]] = s
+            else:
+                s = sp.Symbol(name, real=True, nonnegative=True)
+                size = sp.S.One
+            self.facts.indicators.add(s)
+            meaning = (f"{name} = 1[g < 0] with g = {describe(self.alg, m.function)}: the inactive set of "
+                       f"'{m.name}' ({name}ᵢ = 0 where the constraint is active)")
+            self.facts.cited[("indicator", s)] = f"{name} ∈ {{0, 1}} elementwise, so {name}∘{name} = {name}"
+            self.indicators[m.name] = (s, size, meaning)
+            self.assumptions.append(
+                f"strict complementarity for {m.name}: {m.name}ᵢ > 0 wherever gᵢ = 0 ({name}ᵢ = 0)")
+
+    # ---- blocks
+    def _blocks(self) -> dict:
+        """∂F_row/∂x_unknown for every pair (canonical, possibly zero), after the active-set facts."""
+        inactive = [u for u in self.unknowns if u.name in self.inactive]
+        drop_rows = {f"complementary slackness ({u.name})" for u in inactive}
+        self.rows = [r for r in self.rows if r.name not in drop_rows]
+        self.unknowns = [u for u in self.unknowns if u.name not in self.inactive]
+        zero_subs = {}
+        for u in inactive:
+            if is_matrix(u.symbol):
+                zero_subs[self.alg.vector_placeholder(u.symbol)] = 0
+            else:
+                zero_subs[u.symbol] = 0
+        self.zero_subs = zero_subs
+        blocks = {}
+        for row in self.rows:
+            for u in self.unknowns:
+                blocks[row.name, u.name] = self.derivative(row, lambda e, x=u.symbol: jacobian(e, x, self.alg), u)
+        return blocks
+
+    def _multiplier_of(self, row: Block):
+        for m in self.kkt.multipliers:
+            if row.name == f"complementary slackness ({m.name})":
+                return m
+        return None
+
+    def derivative(self, row: Block, d, unknown: Unknown | None = None) -> Lin:
+        """∂(row) by the differentiation ``d``, with CS rows normalized and inactive duals zeroed."""
+        m = self._multiplier_of(row)
+        if m is None:
+            return self.subs(d(row.expr))
+        s, size, _ = self.indicators[m.name]
+        if unknown is not None and unknown.name == m.name:
+            return self.alg.simplify(Lin((size, size), (Term(sp.S.One, (Diag(s, size),)) if is_matrix(m.symbol)
+                                                         else Term(s, ()),)))
+        dg = self.subs(d(m.function))
+        if dg.is_zero:
+            return dg
+        active = Lin((size, size), (Term(sp.S.One, (Diag(1 - s, size),)),)) if is_matrix(m.symbol) \
+            else Lin((1, 1), (Term(1 - s, ()),))
+        return self.alg.mul(active, dg)
+
+    def subs(self, lin: Lin) -> Lin:
+        if not self.zero_subs:
+            return lin
+        terms = []
+        for t in lin.terms:
+            factors = tuple(type(f)(f.t.xreplace(self.zero_subs), f.size) if isinstance(f, (Diag, Col))
+                            or type(f).__name__ == "Row" else f for f in t.factors)
+            terms.append(Term(t.coeff.xreplace(self.zero_subs), factors))
+        return self.alg.simplify(Lin(lin.shape, tuple(terms)))
+
+    def rhs(self, param) -> tuple:
+        """−∂F/∂θ per row; for a matrix parameter the directional form along dθ (one column)."""
+        direction = None
+        if is_matrix(param) and param.shape[1] != 1:
+            if param in self.facts.symmetric:  # a symmetric parameter moves symmetrically
+                self.facts.symmetric.add(sp.MatrixSymbol("d" + param.name, *param.shape))
+            out = {}
+            for row in self.rows:
+                def d(e, p=param):
+                    lin, dp = directional(e, p, self.alg)
+                    return lin
+                out[row.name] = -self.derivative(row, d)
+            direction = sp.MatrixSymbol("d" + param.name, *param.shape)
+            return out, direction
+        return {row.name: -self.derivative(row, lambda e: jacobian(e, param, self.alg)) for row in self.rows}, None

@@ -1,0 +1,147 @@
+"""Block Gaussian elimination of (∂F/∂x) X = R with symbolic blocks (Schur complements).
+
+symift never inverts ∂F/∂x as a whole: it solves (∂F/∂x) X = R block by block, each time choosing
+the cheapest pivot (identity, scalar, diagonal, a declared-pd symbol, and only then a general
+block), replacing the other rows by their Schur complements, and simplifying with the facts.
+"""
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass, field
+
+import sympy as sp
+
+from ..errors import MathError
+from .canonical import Lin
+from .conditions import describe
+from .expr import as_sympy
+
+_KIND_COST = {"identity": 0, "scalar": 1, "diagonal": 2, "symbol": 3, "general": 5}
+
+
+@dataclass
+class Step:
+    """One elimination step: unknown ``unknown`` is solved from row ``row`` with ``pivot``."""
+
+    row: str
+    unknown: str
+    kind: str
+    pivot: sp.Basic
+    inverse: sp.Basic
+    condition: str | None
+    updated: list = field(default_factory=list)   # [(row, unknown, new block)] Schur complements
+    facts: list = field(default_factory=list)
+
+
+class Eliminator:
+    """Block Gaussian elimination of a linear system (∂F/∂x) X = R with symbolic blocks.
+
+    Needs ``alg``, ``facts``, ``blocks`` {(row, unknown): Lin}, ``rows`` and ``unknowns``
+    (objects with ``.name``) and ``source`` (for errors).
+    """
+
+    def eliminate(self, rhs: dict) -> tuple:
+        """Solve (∂F/∂x) X = rhs block-wise; returns ({unknown: Lin}, [Step])."""
+        back, steps = self.forward_eliminate(rhs)
+        return self.back_substitute(back), steps
+
+    def forward_eliminate(self, rhs: dict) -> tuple:
+        """The pivots of (∂F/∂x) X = rhs, eliminated in turn: ([(unknown, pivot inverse, the
+        pivot row's other blocks, its reduced right-hand side)], [Step])."""
+        alg = self.alg
+        M = {k: v for k, v in self.blocks.items() if not v.is_zero}
+        R = dict(rhs)
+        rows = [r.name for r in self.rows]
+        cols = [u.name for u in self.unknowns]
+        steps, back = [], []
+        while cols:
+            choice = self._choose_pivot(M, rows, cols)
+            if choice is None:
+                missing = ", ".join(cols)
+                raise MathError(f"∂F/∂x is singular: no invertible pivot for {missing} "
+                                f"(rows left: {', '.join(rows)})", None, self.source)
+            r, c, inv, kind, cond = choice
+            used_before = len(self.facts.trace)
+            step = Step(r, c, kind, alg.to_sympy(M[r, c]), alg.to_sympy(inv), cond)
+            others = [c2 for c2 in cols if c2 != c and (r, c2) in M]
+            for r2 in rows:
+                if r2 == r or (r2, c) not in M:
+                    continue
+                factor = alg.mul(M[r2, c], inv)
+                for c2 in others:
+                    new = alg.simplify(M.get((r2, c2), Lin(factor.shape[:1] + M[r, c2].shape[1:])) -
+                                       alg.mul(factor, M[r, c2]))
+                    if new.is_zero:
+                        M.pop((r2, c2), None)
+                    else:
+                        M[r2, c2] = new
+                    step.updated.append((r2, c2, alg.to_sympy(new) if not new.is_zero else 0))
+                R[r2] = alg.simplify(R[r2] - alg.mul(factor, R[r]))
+                del M[r2, c]
+            back.append((c, inv, {c2: M[r, c2] for c2 in others}, R[r]))
+            for c2 in others:
+                del M[r, c2]
+            del M[r, c]
+            rows.remove(r)
+            cols.remove(c)
+            step.facts = list(dict.fromkeys(self.facts.trace[used_before:]))
+            steps.append(step)
+        return back, steps
+
+    def back_substitute(self, back, named=None) -> dict:
+        """{unknown: Lin} from the eliminated rows, last pivot first.  With ``named`` (unknown ->
+        symbol), each unknown is written in terms of the symbols of those solved before it rather
+        than their full expressions (code then reuses the computed steps)."""
+        alg, solution = self.alg, {}
+        for c, inv, row_blocks, r_rhs in reversed(back):
+            acc = r_rhs
+            for c2, blk in row_blocks.items():
+                acc = acc - alg.mul(blk, alg.lin(named[c2]) if named else solution[c2])
+            solution[c] = alg.mul(inv, alg.simplify(acc))
+        return solution
+
+    def _choose_pivot(self, M, rows, cols):
+        best = None
+        for r in rows:
+            for c in cols:
+                blk = M.get((r, c))
+                if blk is None or blk.shape[0] != blk.shape[1]:
+                    continue
+                try:
+                    inv, kind, cond = self.alg.inverse(blk)
+                except ZeroDivisionError:
+                    continue
+                verdict = self.nonzero(cond) if kind in ("scalar", "diagonal") else True
+                if verdict is False:
+                    continue
+                if kind == "symbol" and cond is not None and cond not in self.facts.invertible:
+                    kind = "general"
+                fill = sum((r, c2) in M for c2 in cols) + sum((r2, c) in M for r2 in rows)
+                cost = (_KIND_COST[kind] + (verdict is None), fill, rows.index(r), cols.index(c))
+                if best is None or cost < best[0]:
+                    text = None
+                    if kind == "scalar" and verdict is None:
+                        value = self.alg.scalar_to_sympy(cond)
+                        number, rest = sp.factor_terms(value).as_coeff_Mul()  # 2x ≠ 0 is x ≠ 0
+                        text = f"{describe(self.alg, rest if number != 0 else value)} ≠ 0"
+                    elif kind == "diagonal" and verdict is None:  # the template as the vector it stands for
+                        text = f"{describe(self.alg, self.alg.vector_to_sympy(cond, blk.shape[0]))} ≠ 0 elementwise"
+                    elif kind == "general":
+                        text = f"{describe(self.alg, self.alg.to_sympy(blk))} is nonsingular"
+                    elif kind == "symbol" and cond not in self.facts.invertible:
+                        text = f"{cond} is nonsingular"
+                    best = (cost, (r, c, inv, kind, text))
+        return None if best is None else best[1]
+
+    def nonzero(self, t) -> bool | None:
+        """Is the template/scalar t nonzero everywhere? (0/1 indicators are enumerated)."""
+        t = as_sympy(t)
+        inds = sorted(t.free_symbols & self.facts.indicators, key=str)
+        cases = [t] if not inds else [t.subs(dict(zip(inds, v))) for v in itertools.product((0, 1), repeat=len(inds))]
+        verdicts = []
+        for case in cases:
+            case = sp.simplify(case)
+            verdicts.append(True if case.is_nonzero else (False if case.is_zero else None))
+        if False in verdicts:
+            return False
+        return True if all(verdicts) else None
