@@ -40,7 +40,8 @@ def main():
             d = derive_all(path)
             times.append(time.perf_counter() - t0)
         pairs = len(d.jacobians())
-        print(f"{path.stem:<14} {first:8.3f} {statistics.median(times):9.3f} {min(times):8.3f} {max(times):8.3f}   {pairs}")
+        median = statistics.median(times)
+        print(f"{path.stem:<14} {first:8.3f} {median:9.3f} {min(times):8.3f} {max(times):8.3f}   {pairs}")
 
 
 if __name__ == "__main__":

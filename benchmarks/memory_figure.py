@@ -84,7 +84,7 @@ def main():
         print(f"{name:<42} {v:>10.2f}  (independent of K)")
 
     fig, ax = plt.subplots(figsize=(7, 4.5))
-    for (name, ys), style in zip(curves.items(), ("o-", "s-")):
+    for (name, ys), style in zip(curves.items(), ("o-", "s-"), strict=False):
         ax.plot(args.K, ys, style, label=name)
     styles = iter(["-", "--", ":", "-.", (0, (5, 1)), (0, (1, 1))])
     for name, v in flat.items():

@@ -243,7 +243,7 @@ class Qpth(TorchLayer):
 
         ts = self.inputs(data)
         self.call(*ts).backward(torch.tensor(w))
-        return dict(zip(["Q", "q", "G", "h"], (t.grad.numpy() for t in ts)))
+        return dict(zip(["Q", "q", "G", "h"], (t.grad.numpy() for t in ts), strict=False))
 
 
 class CvxpyLayers(TorchLayer):
@@ -283,7 +283,7 @@ class CvxpyLayers(TorchLayer):
 
         ts = self.inputs(data)
         self.call(*ts).backward(torch.tensor(w))
-        g = dict(zip(["R", "q", "G", "h"], (t.grad.numpy() for t in ts)))
+        g = dict(zip(["R", "q", "G", "h"], (t.grad.numpy() for t in ts), strict=False))
         g["R_matrix"] = ts[0].detach().numpy()
         return g
 
@@ -337,7 +337,7 @@ def fd_directional(data, w, which, d, active, eps):
 def directions(rng, data, k):
     """k random unit directions per parameter (symmetric for Q)."""
     out = {}
-    for name, a in zip(["Q", "q", "G", "h"], data):
+    for name, a in zip(["Q", "q", "G", "h"], data, strict=False):
         ds = []
         for _ in range(k):
             d = rng.standard_normal(a.shape)
@@ -382,7 +382,7 @@ def gradient_errors(layers, rng, n, p, k, eps):
             vals = [v[0] for v in fd[name]]
             scale = max(abs(v) for v in vals)
             worst = 0.0
-            for d, v in zip(dirs[name], vals):
+            for d, v in zip(dirs[name], vals, strict=False):
                 if name == "Q" and "R" in g:
                     R = g["R_matrix"][0]
                     dd = float(np.sum(g["R"][0] * cholesky_direction(R, d)))

@@ -29,7 +29,7 @@ from .verify import Report
 __version__ = "0.1.0"
 
 __all__ = [
-    "ArgumentError", "Derivation", "DuplicateError", "EquationCountError", "Layer", "MathError", "ParseError", "Problem",
-    "ProblemError", "Report", "ShapeError", "SolverOutputError", "SymiftError", "UnknownNameError",
+    "ArgumentError", "Derivation", "DuplicateError", "EquationCountError", "Layer", "MathError", "ParseError",
+    "Problem", "ProblemError", "Report", "ShapeError", "SolverOutputError", "SymiftError", "UnknownNameError",
     "UnsupportedError", "codegen", "compile", "derive", "load", "parse",
 ]

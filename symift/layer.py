@@ -55,10 +55,11 @@ class Layer:
         extra = [p for p in params if p not in self.params]
         if missing or extra:
             raise ArgumentError(f"layer() takes the parameters {', '.join(self.params)}"
-                            + (f"; missing {', '.join(missing)}" if missing else "")
-                            + (f"; unknown {', '.join(extra)}" if extra else ""))
-        kwargs = {self._to_py[p]: v for p, v in params.items()}
+                                + (f"; missing {', '.join(missing)}" if missing else "")
+                                + (f"; unknown {', '.join(extra)}" if extra else ""))
         source = self.derivation.problem.source
+        check_shapes(self.derivation.problem, params)
+        kwargs = {self._to_py[p]: v for p, v in params.items()}
         try:
             out = self.module.layer(**kwargs, tol=self.tol, maxiter=self.maxiter, **self.options)
         except runtime.SolverError as exc:
@@ -108,6 +109,29 @@ def build_layer(d, solver=None, *, tol=None, maxiter=100, backward="auto",
     return Layer(d, module, dict(writer.layout.py), tol=tol, maxiter=maxiter, backward=backward,
                  backward_tol=backward_tol, backward_maxiter=backward_maxiter, solver=solver,
                  callback=callback, checks=checks, strict=strict)
+
+
+def check_shapes(problem, values: dict) -> None:
+    """Every parameter's array has its declared shape, and each dim one size (ArgumentError)."""
+    sizes = {}
+    for p in problem.params:
+        value = values[p.name]
+        try:
+            if isinstance(value, (str, bytes, dict, set)):
+                raise TypeError
+            shape = tuple(jax.numpy.shape(value))
+        except TypeError:
+            raise ArgumentError(f"{p.name} must be an array or a number, got {type(value).__name__}",
+                                None, problem.source) from None
+        declared = "[" + ", ".join(map(str, p.shape)) + "]" if p.shape else "a scalar"
+        if len(shape) != len(p.shape):
+            raise ArgumentError(f"{p.name} has shape {shape}; it is declared {declared}", None, problem.source)
+        for size, got in zip(p.shape, shape, strict=True):
+            want = sizes.setdefault(size, (got, p.name))[0] if isinstance(size, str) else size
+            if got != want:
+                known = f"{size} = {want} from {sizes[size][1]}" if isinstance(size, str) else f"size {size}"
+                raise ArgumentError(f"{p.name} has shape {shape}, declared {declared}: {known}", None,
+                                    problem.source)
 
 
 _WARNED = []

@@ -63,7 +63,7 @@ def test_imports_go_down_the_pipeline_only():
     bad = []
     for path in modules():
         me = layer_of(dotted(path))
-        for target, names in imports(path):
+        for target, _ in imports(path):
             if me == "runtime":
                 if target.startswith("symift") and not target.startswith("symift.runtime"):
                     bad.append(f"{dotted(path)} imports {target}: the runtime imports nothing from symift")

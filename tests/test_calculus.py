@@ -150,7 +150,7 @@ X = sp.MatrixSymbol("X", n, n)
 B = sp.MatrixSymbol("B", m, n)
 t = sp.Symbol("t", real=True)
 ONE = sp.OneMatrix(1, n)
-I = sp.Identity(n)
+I = sp.Identity(n)  # noqa: E741 - the identity is I
 
 
 def matrix_values(size, rng):

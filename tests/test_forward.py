@@ -148,10 +148,12 @@ def test_capped_simplex_two_bounds():
     out = layer(theta=theta, k=k)
     z = capped_reference(theta, k)
     np.testing.assert_allclose(out["z"], z, atol=1e-11)
-    assert 0 < np.sum(out["lo"] > 0) and 0 < np.sum(out["hi"] > 0)     # both bounds active somewhere
+    assert np.sum(out["lo"] > 0) > 0 and np.sum(out["hi"] > 0) > 0     # both bounds active somewhere
     np.testing.assert_allclose(out["z"] - theta + out["nu"] - out["lo"] + out["hi"], 0, atol=1e-11)
     # gradients: jacfwd = jacrev = central differences of the reference re-solve
-    f = lambda t: layer(theta=t, k=k)["z"]
+    def f(t):
+        return layer(theta=t, k=k)["z"]
+
     J = jax.jacfwd(f)(jnp.asarray(theta))
     np.testing.assert_allclose(J, jax.jacrev(f)(jnp.asarray(theta)), atol=1e-12)
     eps = 1e-6
@@ -174,7 +176,9 @@ def test_weighted_entropy_newton_on_a_smooth_dual():
     nu = brentq(lambda v: a @ np.exp(theta - 1 - a * v) - 1, -50, 50, xtol=1e-15)
     np.testing.assert_allclose(out["nu"], nu, atol=1e-10)
     np.testing.assert_allclose(out["z"], np.exp(theta - 1 - a * nu), atol=1e-10)
-    f = lambda t, aa: layer(theta=t, a=aa)["z"]
+    def f(t, aa):
+        return layer(theta=t, a=aa)["z"]
+
     for arg in (0, 1):
         J = jax.jacfwd(f, argnums=arg)(theta, a)
         np.testing.assert_allclose(J, jax.jacrev(f, argnums=arg)(theta, a), atol=1e-12)

@@ -6,16 +6,22 @@ from pathlib import Path
 import numpy as np
 import pytest
 import sympy as sp
-
+from catalogue import (
+    circle_solve,
+    eqqp_solve,
+    fixed_point_solve,
+    optnet_case,
+    ridge_solve,
+    softmax_solve,
+    sparsemax_solve,
+    spd,
+)
+from helpers import evaluate
 from scipy.optimize import brentq
 
 import symift
 from symift.symbolic.expr import Scalar
 from symift.symbolic.printing import text
-
-from catalogue import (circle_solve, eqqp_solve, fixed_point_solve, optnet_case, ridge_solve,
-                       softmax_solve, sparsemax_solve, spd)
-from helpers import evaluate
 
 SIZES = (3, 5, 8)
 
@@ -324,7 +330,7 @@ def test_public_calculus_returns_standard_sympy():
     z = sp.MatrixSymbol("z", n, 1)
     f = total(sp.HadamardProduct(z, z.applyfunc(sp.log)))
     H = hessian(f, z)
-    assert H == sp.DiagMatrix(sp.HadamardPower(z, -1))
+    assert sp.DiagMatrix(sp.HadamardPower(z, -1)) == H
     vals = [0.5, 1.5, 2.0]
     g = gradient(f, z).subs({n: 3, z: sp.Matrix(vals)}).as_explicit()
     np.testing.assert_allclose(np.array(g, dtype=float).ravel(), np.log(vals) + 1)

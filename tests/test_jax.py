@@ -2,8 +2,8 @@
 from __future__ import annotations
 
 import json
-import re
 import os
+import re
 import subprocess
 import sys
 import textwrap
@@ -14,14 +14,21 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from catalogue import (
+    circle_solve,
+    eqqp_solve,
+    fixed_point_solve,
+    optnet_case,
+    ridge_solve,
+    softmax_solve,
+    sparsemax_solve,
+    spd,
+)
 from jax.test_util import check_grads
 
 import symift
-from symift.runtime import STATUS_KEYS
 import symift.runtime.batching
-
-from catalogue import (circle_solve, eqqp_solve, fixed_point_solve, optnet_case, ridge_solve,
-                       softmax_solve, sparsemax_solve, spd)
+from symift.runtime import STATUS_KEYS
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 _LAYERS: dict = {}
@@ -325,8 +332,8 @@ def test_newton_step_factorizes_once_and_back_substitutes():
 
 def test_newton_step_is_the_reduced_kkt_system():
     """OptNet's step eliminates slacks and multipliers: (Q + Gᵀ diag(λ/t) G)⁻¹, as interior-point QP solvers do."""
-    from symift.symbolic.newton import NewtonSystem
     from symift.symbolic.kkt import build_kkt
+    from symift.symbolic.newton import NewtonSystem
     from symift.symbolic.printing import text
 
     ns = NewtonSystem(build_kkt(symift.load(EXAMPLES / "optnet_qp.ift")))

@@ -20,8 +20,8 @@ from sympy.matrices.expressions.applyfunc import ElementwiseApplyFunction
 
 import symift
 from symift.errors import LatexCompileError, ProblemError, UnsupportedError
-from symift.symbolic.expr import Scalar
 from symift.render.latex import Document, ModelLatexPrinter, compile_pdf, latex, log_excerpt, symbol_name, text
+from symift.symbolic.expr import Scalar
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = sorted((ROOT / "examples").glob("*.ift"))
@@ -216,7 +216,8 @@ def test_softmax_reads_like_the_hand_derivation(documents):
     assert r"L(z, \nu, \lambda; \theta) &= \mathbf{1}_{n}^{\top} \left(z \odot \log(z)\right) - \theta^{\top} z" \
            r" + \nu \left(\mathbf{1}_{n}^{\top} z - 1\right) + \lambda^{\top} \left(- z\right)" in doc
     assert r"\text{complementary slackness ($\lambda$)}" in doc
-    assert r"\begin{bmatrix} \operatorname{diag}(z)^{-1} & \mathbf{1}_{n} \\ \mathbf{1}_{n}^{\top} & 0 \end{bmatrix}" in doc
+    assert (r"\begin{bmatrix} \operatorname{diag}(z)^{-1} & \mathbf{1}_{n} \\ "
+            r"\mathbf{1}_{n}^{\top} & 0 \end{bmatrix}") in doc
     # the Schur complement, then the fact that simplifies it
     assert (r"M_{2,2} - M_{2,1} P_{1}^{-1} M_{1,2} &= - \mathbf{1}_{n}^{\top} \operatorname{diag}(z) \mathbf{1}_{n}"
             r" = - \mathbf{1}_{n}^{\top} z = - 1") in doc

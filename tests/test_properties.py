@@ -261,7 +261,7 @@ def well_formed_problem(draw):
         kind = "optimization"
     else:  # root problem: one equation of each unknown's shape
         lines.append("solve")
-        for i, (name, s) in enumerate(variables.items()):
+        for i, s in enumerate(variables.values()):
             lhs, rhs = (side(draw, env, s, 2) for _ in range(2))
             label = f"e{i}" if draw(st.booleans()) else None
             lines.append("    " + (f"{label}: " if label else "") + f"{lhs} == {rhs}")
@@ -282,7 +282,7 @@ def test_well_formed_problems_parse_and_shape_check(case):
     if kind == "optimization":
         assert p.shape_of(p.objective.expr) == ()
         assert [(c.relation, c.shape) for c in p.constraints] == [(r, s) for r, s, _ in expected]
-        for c, (_, _, label) in zip(p.constraints, expected):
+        for c, (_, _, label) in zip(p.constraints, expected, strict=False):
             assert c.labelled == (label is not None)
             if label:
                 assert c.multiplier == label

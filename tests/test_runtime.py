@@ -95,7 +95,7 @@ def test_norm_and_condition_estimates_are_within_a_small_factor_of_the_exact_one
         V, _ = np.linalg.qr(rng.standard_normal((n, n)))
         A = U @ np.diag(np.logspace(0, 8 if n > 1 else 0, n)) @ V.T * scale
         A = np.diag(rng.uniform(0.1, 10, n)) @ A  # rows scaled: Skeel's number does not see it
-        est = float(norm1_estimate(lambda v: A @ v, lambda v: A.T @ v, n, jnp.float64))
+        est = float(norm1_estimate(lambda v, A=A: A @ v, lambda v, A=A: A.T @ v, n, jnp.float64))
         exact = np.abs(A).sum(axis=0).max()
         assert exact / 3 <= est <= exact * (1 + 1e-12)
         lu = jax.scipy.linalg.lu_factor(jnp.asarray(A))

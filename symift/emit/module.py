@@ -35,7 +35,6 @@ from .emitter import AbsoluteEmitter, Emitter, python_name
 from .separable import SeparableWriter
 from .tangent import tangent_fn
 
-
 #: The docstring of every generated ``layer`` (prose: the options of symift.runtime.layer).
 LAYER_DOC = '''    """The solution map: a dict of unknowns (variables and multipliers), differentiable.
 
@@ -244,7 +243,7 @@ class ModuleWriter:
         em = self.emitter()
         # interior-point iterates keep multipliers and slacks > 0: Q + Gᵀdiag(λ/t)G is pd
         em.positive |= {ns.slacks[m.name] for m in ineqs} | {m.symbol for m in ineqs}
-        for m, name in zip(ineqs, slack_args):
+        for m, name in zip(ineqs, slack_args, strict=False):
             em.names[ns.slacks[m.name]] = name
         for k, r in enumerate(ns.rows):
             em.names[ns.rhs[r.name]] = rhs[k]
@@ -413,12 +412,17 @@ class ModuleWriter:
             ("newton_direction", "_newton_direction" if self.newton is not None else "None"),
             ("separable", self.separable_spec()),
             ("kkt_factor", "_kkt_factor" if has_kkt_factor else "None"),
-            ("kinks", _tuple(dict.fromkeys(text(arg) for b in kkt.residual
-                                           for arg, _, what in domain_requirements(b.expr) if what in ("sign", "abs")))),
+            ("kinks", _tuple(self.kinks())),
             ("ift_rows", repr(tuple(r.name for r in d.analysis.rows)) if has_kkt_factor else "()"),
             ("ift_unknowns", _tuple(py(u.name) for u in d.analysis.unknowns) if has_kkt_factor else "()"),
         ]
         return "SPEC = ProblemSpec(\n" + "".join(f"    {k}={v},\n" for k, v in fields) + ")\n_layer = make_layer(SPEC)"
+
+    def kinks(self) -> list:
+        """The arguments of abs and sign in F, as text: F is not C¹ where one has a zero entry."""
+        found = [text(arg) for b in self.kkt.residual for arg, _, what in domain_requirements(b.expr)
+                 if what in ("sign", "abs")]
+        return list(dict.fromkeys(found))
 
     def separable_spec(self) -> str:
         """``SeparableSpec(...)`` of the dual reduction, or ``None``."""

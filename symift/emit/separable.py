@@ -72,5 +72,6 @@ class SeparableWriter:
                 x = f"{c} * jnp.exp({logw})"
             return f"{em.scalar(plan.dual, extra={plan.logw: logw})}, {x}"
         out.append(w.function("_dual", ["*"] + self.params, dual,
-                              "The equality multiplier ν and x = c·q(ν) in closed form (the dual equation solved by sympy)."))
+                              "The equality multiplier ν and x = c·q(ν) in closed form "
+                              "(the dual equation solved by sympy)."))
         return out

@@ -11,7 +11,7 @@ def tangent_fn(mw, system: TangentSystem) -> str:
     args = ["*"] + mw.params + d.unknowns + list(d.indicators) + [f"t_{mw.py(p)}" for p in mw.params]
 
     def build(em):
-        for k, row in enumerate(system.rows):
+        for row in system.rows:
             terms = []
             for p, M, direction in system.parts.get(row.name, []):
                 t = f"t_{mw.py(p)}"
@@ -21,11 +21,8 @@ def tangent_fn(mw, system: TangentSystem) -> str:
                 else:
                     terms.append(em.apply(M, t))
             sym = system.rhs[row.name]
-            if terms:
-                code = " + ".join(terms)
-            else:
-                code = f"jnp.zeros(({em.size(row.size)},))" if is_matrix(sym) else "0.0"
-            em.names[sym] = em.tmp(code, "r")
+            zero = f"jnp.zeros(({em.size(row.size)},))" if is_matrix(sym) else "0.0"
+            em.names[sym] = em.tmp(" + ".join(terms) if terms else zero, "r")
         steps = {}
         for var, expr in system.staged:  # back substitution: later unknowns reuse the earlier ones
             code = em.vec(expr)

@@ -10,7 +10,6 @@ is the row ``(1, "n")``.  A 1×1 result (``x.T @ y``) is a scalar.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Union
 
 import sympy as sp
 
@@ -26,7 +25,7 @@ from ..errors import (
     did_you_mean,
 )
 
-Size = Union[str, int]
+Size = str | int
 
 #: Entries of a layer's result besides the unknowns: the status of the solution (symift.runtime.layer).
 STATUS_NAMES = ("residual", "converged", "cond", "margin", "regular")
@@ -422,7 +421,7 @@ class _Builder:
         self.in_header(span, "declarations")
         name, nspan, shape, sizespans, attrs, sign = p
         self.declare(name, nspan, "param")
-        for s, sspan in zip(shape, sizespans):
+        for s, sspan in zip(shape, sizespans, strict=False):
             self.check_size(s, sspan)
         for attr, aspan in attrs:
             if len(shape) != 2 or shape[0] != shape[1]:
@@ -434,7 +433,7 @@ class _Builder:
         self.in_header(span, "declarations")
         name, nspan, shape, sizespans, sign, sign_span = v
         self.declare(name, nspan, "variable")
-        for s, sspan in zip(shape, sizespans):
+        for s, sspan in zip(shape, sizespans, strict=False):
             self.check_size(s, sspan)
         if len(shape) == 2:
             raise self.error(UnsupportedError, f"matrix variables are not supported yet ('{name}' is "

@@ -13,7 +13,7 @@ from pathlib import Path
 import lark
 from lark import Lark, Token, Tree
 
-from ..errors import ArgumentError, ParseError, ProblemError, SymiftError, Source, Span
+from ..errors import ArgumentError, ParseError, ProblemError, Source, Span, SymiftError
 from .model import Binary, Call, Name, Neg, Number, Problem, Transpose, build_problem
 
 #: Deepest expression nesting accepted; deeper input is rejected with a clear error.

@@ -27,9 +27,9 @@ OPTIONAL_FILES = {"interior_point.py": "kkt_solve", "dual_newton.py": "dual_newt
 HELPERS = ("row", "col", "diag", "gram", "ones_row", "zeros", "cho_factor", "cho_solve", "lu_factor", "lu_solve")
 
 __all__ = [
-    "BACKWARD_METHODS", "DENSE_LIMIT", "HELPERS", "OPTIONAL_FILES", "STANDALONE_FILES", "ProblemSpec", "SeparableSpec", "SolverError",
-    "STATUS_KEYS", "SolverOutputError", "cho_factor", "cho_solve", "chunk_size", "col", "cond_limit", "diag", "dual_newton", "gram",
-    "implicit_tangents", "in_chunks", "interior_point", "kkt_solve", "lapack_pieces", "lu_factor", "lu_solve",
-    "make_layer", "norm1_estimate", "ones_row", "row", "separable_solve", "structured_condition", "user_solve",
-    "zeros",
+    "BACKWARD_METHODS", "DENSE_LIMIT", "HELPERS", "OPTIONAL_FILES", "STANDALONE_FILES", "STATUS_KEYS",
+    "ProblemSpec", "SeparableSpec", "SolverError", "SolverOutputError", "cho_factor", "cho_solve",
+    "chunk_size", "col", "cond_limit", "diag", "dual_newton", "gram", "implicit_tangents", "in_chunks",
+    "interior_point", "kkt_solve", "lapack_pieces", "lu_factor", "lu_solve", "make_layer", "norm1_estimate",
+    "ones_row", "row", "separable_solve", "structured_condition", "user_solve", "zeros",
 ]

@@ -77,7 +77,7 @@ def in_chunks(plain):
         leaves, tree = jax.tree.flatten(list(args))
         flags = jax.tree.leaves(list(in_batched))
         problem_bytes = sum(int(np.prod(jnp.shape(a)[1:])) * jnp.result_type(a).itemsize
-                            for a, b in zip(leaves, flags) if b)
+                            for a, b in zip(leaves, flags, strict=False) if b)
         size = chunk_size(axis_size, problem_bytes)
         batched = vmap_batched(plain, in_batched)
         full = axis_size // size * size
@@ -87,8 +87,9 @@ def in_chunks(plain):
 
         def one(chunk):  # the batched leaves of one chunk
             it = iter(chunk)
-            return batched(*jax.tree.unflatten(tree, [next(it) if b else a for a, b in zip(leaves, flags)]))
-        chunks = [a[:full].reshape((full // size, size) + a.shape[1:]) for a, b in zip(leaves, flags) if b]
+            whole = [next(it) if b else a for a, b in zip(leaves, flags, strict=True)]
+            return batched(*jax.tree.unflatten(tree, whole))
+        chunks = [a[:full].reshape((full // size, size) + a.shape[1:]) for a, b in zip(leaves, flags, strict=True) if b]
         out = jax.tree.map(lambda o: o.reshape((full,) + o.shape[2:]), lax.map(one, chunks))
         if full < axis_size:
             rest = batched(*batch_slice(args, in_batched, full, axis_size))

@@ -38,7 +38,7 @@ import numpy as np
 from jax import lax
 
 from .linalg import lu_factor
-from .spec import ProblemSpec, SolverError
+from .spec import ProblemSpec, SolverError, constraint_values
 from .status import cond_limit, lu_condition
 
 ###{standalone
@@ -68,7 +68,7 @@ def ravel(values):
 
 def row_scale(spec: ProblemSpec, params, unknowns):
     """D = 1 on stationarity and equality rows, 1/(|λᵢ| + |gᵢ|) on complementarity rows λ∘g."""
-    gs = dict(zip(spec.inequalities, spec.constraints(**params, **{v: unknowns[v] for v in spec.variables})))
+    gs = constraint_values(spec, params, unknowns)
     rows = []
     for u in spec.unknowns:
         if u in gs:
@@ -85,7 +85,7 @@ def kkt_operator(spec: ProblemSpec, params, unknowns, method):
     scale = row_scale(spec, params, unknowns)
 
     def F(x, params):
-        blocks = spec.residual(**params, **dict(zip(spec.unknowns, unravel(x))))
+        blocks = spec.residual(**params, **dict(zip(spec.unknowns, unravel(x), strict=False)))
         return scale * jnp.concatenate([jnp.ravel(b) for b in blocks.values()]).astype(x.dtype)
 
     _, matvec = jax.linearize(lambda v: F(v, params), x)

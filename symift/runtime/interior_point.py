@@ -144,7 +144,7 @@ def kkt_solve(spec: ProblemSpec, params: dict, tol, maxiter):
     shapes = spec.shapes(**params)
     slacks = tuple(f"_t_{m}" for m in spec.inequalities)
     names = spec.unknowns + slacks
-    shape_of = dict(shapes, **{t: shapes[m] for t, m in zip(slacks, spec.inequalities)})
+    shape_of = dict(shapes, **{t: shapes[m] for t, m in zip(slacks, spec.inequalities, strict=False)})
     sizes = [int(np.prod(shape_of[k])) for k in names]
     offsets = np.cumsum([0] + sizes)
 
@@ -154,8 +154,8 @@ def kkt_solve(spec: ProblemSpec, params: dict, tol, maxiter):
     def blocks(values, mu):
         out = list(spec.equations(**params, **{u: values[u] for u in spec.unknowns}))
         gs = spec.constraints(**params, **{v: values[v] for v in spec.variables})
-        out += [g + values[t] for g, t in zip(gs, slacks)]
-        out += [values[m] * values[t] - mu for m, t in zip(spec.inequalities, slacks)]
+        out += [g + values[t] for g, t in zip(gs, slacks, strict=False)]
+        out += [values[m] * values[t] - mu for m, t in zip(spec.inequalities, slacks, strict=False)]
         return out
 
     def F(x, mu):
@@ -163,8 +163,8 @@ def kkt_solve(spec: ProblemSpec, params: dict, tol, maxiter):
 
     # the start: ones for positive variables, zeros otherwise; equality duals 0; λ = t = 1
     positive = set(spec.positive) | set(spec.inequalities) | set(slacks)
-    x0 = jnp.concatenate([jnp.full((s,), 1.0 if k in positive else 0.0, dtype) for k, s in zip(names, sizes)])
-    mask = jnp.concatenate([jnp.full((s,), k in positive) for k, s in zip(names, sizes)])
+    x0 = jnp.concatenate([jnp.full((s,), float(k in positive), dtype) for k, s in zip(names, sizes, strict=True)])
+    mask = jnp.concatenate([jnp.full((s,), k in positive) for k, s in zip(names, sizes, strict=True)])
 
     direction = None
     if spec.newton_direction is not None:
@@ -184,6 +184,6 @@ def kkt_solve(spec: ProblemSpec, params: dict, tol, maxiter):
     values = unpack(x)
     # sᵢ = 1 on the inactive set, where the slack exceeds the multiplier
     indicators = {spec.indicator_of[m]: jnp.where(values[t] > values[m], 1.0, 0.0).astype(dtype)
-                  for m, t in zip(spec.inequalities, slacks) if m in spec.indicator_of}
+                  for m, t in zip(spec.inequalities, slacks, strict=False) if m in spec.indicator_of}
     return {u: values[u] for u in spec.unknowns}, indicators, res
 ###}

@@ -22,7 +22,7 @@ import numpy as np
 from .batching import in_chunks
 from .implicit import backward_method, check_backward, concrete, implicit_tangents
 from .recovery import user_solve
-from .spec import ProblemSpec, SolverError
+from .spec import ProblemSpec, SolverError, constraint_values
 from .status import complementarity_margin, cond_limit, structured_condition
 
 ###{standalone
@@ -50,7 +50,7 @@ def is_regular(status, tol):
 def _forward_fn(spec: ProblemSpec, tol, maxiter, solver, callback, checks):
     """The forward solve and its status, as a function of the parameters (never differentiated)."""
     def forward(*args):
-        params = dict(zip(spec.params, args))
+        params = dict(zip(spec.params, args, strict=False))
         scale = data_scale(args)  # tol is relative to the size of the problem's data
         if solver is not None:
             unknowns, indicators, res = user_solve(spec, solver, params, tol * scale, callback)
@@ -82,16 +82,16 @@ def _make_core(spec: ProblemSpec, tol, maxiter, backward, backward_tol, backward
         # a symmetric (psd, pd) matrix parameter enters through its symmetric part: so does its
         # tangent (and the gradient, the transpose, comes out symmetric)
         tangents = tuple(0.5 * (t + jnp.swapaxes(t, -1, -2)) if name in spec.symmetric else t
-                         for name, t in zip(spec.params, tangents))
-        params = dict(zip(spec.params, primals))
-        unknowns = dict(zip(spec.unknowns, sol))
+                         for name, t in zip(spec.params, tangents, strict=False))
+        params = dict(zip(spec.params, primals, strict=False))
+        unknowns = dict(zip(spec.unknowns, sol, strict=False))
         if backward == "closed_form":
-            dsol = spec.tangents(**params, **unknowns, **dict(zip(spec.indicators, inds)),
-                                 **{f"t_{p}": t for p, t in zip(spec.params, tangents)})
+            dsol = spec.tangents(**params, **unknowns, **dict(zip(spec.indicators, inds, strict=False)),
+                                 **{f"t_{p}": t for p, t in zip(spec.params, tangents, strict=False)})
         else:
-            dsol = implicit_tangents(spec, params, unknowns, dict(zip(spec.params, tangents)),
+            dsol = implicit_tangents(spec, params, unknowns, dict(zip(spec.params, tangents, strict=False)),
                                      backward, backward_tol, backward_maxiter)
-        dsol = tuple(jnp.asarray(t, v.dtype) for t, v in zip(dsol, sol))
+        dsol = tuple(jnp.asarray(t, v.dtype) for t, v in zip(dsol, sol, strict=False))
         if strict:  # never a quiet number: an irregular solution has no derivative
             # a NaN factor, not a NaN constant: the tangent stays linear, so reverse mode (the
             # transpose) gives NaN too rather than dropping the constant for a quiet zero
@@ -105,7 +105,7 @@ def _make_core(spec: ProblemSpec, tol, maxiter, backward, backward_tol, backward
 
 def _complementarity_report(spec: ProblemSpec, params, unknowns):
     """Which inequality fails strict complementarity, in words (eager use only)."""
-    gs = dict(zip(spec.inequalities, spec.constraints(**params, **{v: unknowns[v] for v in spec.variables})))
+    gs = constraint_values(spec, params, unknowns)
     worst = []
     for m in spec.inequalities:
         if m in spec.declared_inactive:
@@ -141,8 +141,8 @@ def make_layer(spec: ProblemSpec):
         if key not in cores:
             cores[key] = jax.jit(_make_core(spec, *key))  # compiled once per shape and dtype
         sol, inds, status = cores[key](*args)
-        out = dict(zip(spec.unknowns, sol))
-        out.update(zip(spec.indicators, inds))
+        out = dict(zip(spec.unknowns, sol, strict=False))
+        out.update(zip(spec.indicators, inds, strict=False))
         out["residual"] = status["residual"]
         out["converged"] = status["residual"] <= tol
         out["cond"] = status["cond"]
@@ -187,8 +187,8 @@ def _check_eagerly(spec, probes, args, sol, status, tol, method, backward_tol, b
     # an eager jax.grad / jax.jvp: the derivative is needed now
     if strict and singular:
         raise SolverError(message)
-    params = dict(zip(spec.params, values))
-    unknowns = dict(zip(spec.unknowns, values[len(spec.params):]))
+    params = dict(zip(spec.params, values, strict=False))
+    unknowns = dict(zip(spec.unknowns, values[len(spec.params):], strict=False))
     margin, floor = concrete(status["margin"]), concrete(status["margin_floor"])
     if strict and margin is not None and not float(margin) > float(floor):
         raise SolverError(_complementarity_report(spec, params, unknowns))

@@ -50,9 +50,10 @@ def ones_row(v):
 
 def zeros(rows, v):
     """The zero matrix with `rows` rows applied to v."""
+    dtype = jnp.result_type(v)
     if rows == 1:
-        return jnp.zeros((1,) + jnp.shape(v)[1:], jnp.result_type(v)) if jnp.ndim(v) == 2 else jnp.zeros((), jnp.result_type(v))
-    return jnp.zeros((rows,) + jnp.shape(v)[1:], jnp.result_type(v))
+        return jnp.zeros((1,) + jnp.shape(v)[1:], dtype) if jnp.ndim(v) == 2 else jnp.zeros((), dtype)
+    return jnp.zeros((rows,) + jnp.shape(v)[1:], dtype)
 
 
 def across_cores(plain, vectors_only=False):

@@ -32,7 +32,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from .implicit import ravel
-from .spec import ProblemSpec, SolverOutputError
+from .spec import ProblemSpec, SolverOutputError, constraint_values
 
 ###{standalone
 _NOT_TRACEABLE = (jax.errors.ConcretizationTypeError, jax.errors.TracerArrayConversionError,
@@ -75,7 +75,7 @@ def call_solver(spec: ProblemSpec, solver, params, dtype, callback):
     names = tuple(shapes)
     if callback:
         def host(*arrays):
-            out = solver(**dict(zip(spec.params, (np.asarray(a) for a in arrays))))
+            out = solver(**dict(zip(spec.params, (np.asarray(a) for a in arrays), strict=False)))
             values, given = solver_values(spec, out, shapes, np)
             return tuple(np.asarray(values[k], dtype) for k in names) + (np.array([given[k] for k in names]),)
 
@@ -83,7 +83,7 @@ def call_solver(spec: ProblemSpec, solver, params, dtype, callback):
         result += (jax.ShapeDtypeStruct((len(names),), jnp.bool_),)
         *arrays, flags = jax.pure_callback(host, result, *(params[k] for k in spec.params),
                                            vmap_method="sequential")
-        return dict(zip(names, arrays)), {k: flags[i] for i, k in enumerate(names)}
+        return dict(zip(names, arrays, strict=False)), {k: flags[i] for i, k in enumerate(names)}
     try:
         out = solver(**params)
     except _NOT_TRACEABLE as exc:
@@ -98,7 +98,7 @@ def call_solver(spec: ProblemSpec, solver, params, dtype, callback):
 def recover_multipliers(spec: ProblemSpec, params, values, given, tol):
     """The multipliers the solver did not give, from stationarity by least squares."""
     primal = {v: values[v] for v in spec.variables}
-    gs = dict(zip(spec.inequalities, spec.constraints(**params, **primal)))
+    gs = dict(zip(spec.inequalities, spec.constraints(**params, **primal), strict=False))
     y, unravel = ravel([jnp.where(given[m], values[m], 0.0) for m in spec.multipliers])
     free = []
     for m in spec.multipliers:
@@ -111,12 +111,12 @@ def recover_multipliers(spec: ProblemSpec, params, values, given, tol):
     free, _ = ravel(free)
 
     def stationarity(y):
-        blocks = spec.residual(**params, **primal, **dict(zip(spec.multipliers, unravel(y))))
+        blocks = spec.residual(**params, **primal, **dict(zip(spec.multipliers, unravel(y), strict=False)))
         return jnp.concatenate([jnp.ravel(blocks[k]) for k in spec.stationarity])
 
     M = jax.jacfwd(stationarity)(y)  # ∂(∇ₓL)/∂y: stationarity is affine in the multipliers
     delta = jnp.linalg.lstsq(jnp.where(free, M, 0.0), -stationarity(y))[0]
-    return dict(zip(spec.multipliers, unravel(y + jnp.where(free, delta, 0.0))))
+    return dict(zip(spec.multipliers, unravel(y + jnp.where(free, delta, 0.0)), strict=False))
 
 
 def kkt_error(spec: ProblemSpec, params, unknowns):
@@ -135,7 +135,7 @@ def user_solve(spec: ProblemSpec, solver, params, tol, callback):
     unknowns = {v: values[v] for v in spec.variables}
     if spec.multipliers:
         unknowns.update(recover_multipliers(spec, params, values, given, tol))
-    gs = dict(zip(spec.inequalities, spec.constraints(**params, **{v: unknowns[v] for v in spec.variables})))
+    gs = constraint_values(spec, params, unknowns)
     # sᵢ = 1 on the inactive set, where the slack −gᵢ exceeds the multiplier
     indicators = {s: jnp.where(-gs[m] > unknowns[m], 1.0, 0.0).astype(dtype) for m, s in spec.indicator_of.items()}
     return unknowns, indicators, kkt_error(spec, params, unknowns).astype(dtype)

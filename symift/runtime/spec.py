@@ -6,7 +6,8 @@ the same code for every problem and is tested directly with hand-written specs.
 """
 from __future__ import annotations
 
-from typing import Callable, NamedTuple
+from collections.abc import Callable
+from typing import NamedTuple
 
 ###{standalone
 
@@ -81,4 +82,10 @@ class ProblemSpec(NamedTuple):
     @property
     def closed_form(self) -> bool:
         return not self.why_no_closed_form
+
+
+def constraint_values(spec: ProblemSpec, params: dict, unknowns: dict) -> dict:
+    """{inequality multiplier: g} at the primal of ``unknowns`` (g ≤ 0 is feasible)."""
+    gs = spec.constraints(**params, **{v: unknowns[v] for v in spec.variables})
+    return dict(zip(spec.inequalities, gs, strict=True))
 ###}

@@ -28,7 +28,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
-from .spec import ProblemSpec
+from .spec import ProblemSpec, constraint_values
 
 ###{standalone
 
@@ -122,7 +122,7 @@ def structured_condition(spec: ProblemSpec, params, unknowns, indicators):
 
     n = int(cuts[-1])
     solve_t = jax.linear_transpose(flat_solve, jnp.zeros((n,), dtype))
-    g = jnp.concatenate([jnp.ravel(jnp.broadcast_to(r, s)).astype(dtype) for r, s in zip(row_abs, shapes)])
+    g = jnp.concatenate([jnp.ravel(jnp.broadcast_to(r, s)).astype(dtype) for r, s in zip(row_abs, shapes, strict=True)])
     return skeel_condition(flat_solve, lambda v: solve_t(v)[0], g, n, dtype)
 
 
@@ -133,7 +133,7 @@ def complementarity_margin(spec: ProblemSpec, params, unknowns, scale):
     inf = jnp.asarray(jnp.inf, dtype)
     if not live:
         return inf, jnp.zeros((), dtype)
-    gs = dict(zip(spec.inequalities, spec.constraints(**params, **{v: unknowns[v] for v in spec.variables})))
+    gs = constraint_values(spec, params, unknowns)
     margin, product = inf, jnp.zeros((), dtype)
     for m in live:
         lam, g = jnp.ravel(unknowns[m]), jnp.ravel(gs[m])

@@ -453,7 +453,7 @@ class Algebra(SympyWriter):
         if isinstance(last, Col) and d in last.t.free_symbols:
             a = sp.diff(last.t, d)
             return [Term(coeff, factors[:-1] + (Diag(a, size),))]
-        if isinstance(last, Mat) or isinstance(last, Inv) or not self._term_depends(t, d):
+        if isinstance(last, (Mat, Inv)) or not self._term_depends(t, d):
             if self._term_depends(t, d):
                 raise ValueError(f"direction inside a matrix factor: {t}")
             return []

@@ -73,8 +73,9 @@ class Analysis(Eliminator):
             t = self.alg.template_of(g) if is_matrix(m.function) else self.alg.as_scalar(g)
             if t is not None and t.is_negative:
                 c = m.constraint
+                value = self.alg.vector_to_sympy(t, g.shape[0]) if is_matrix(m.function) else t
                 self.inactive[m.name] = (f"{m.name} = 0: the constraint {unparse(c.lhs)} {c.relation} "
-                                         f"{unparse(c.rhs)} is inactive since its g = {describe(self.alg, self.alg.vector_to_sympy(t, g.shape[0]) if is_matrix(m.function) else t)} < 0 "
+                                         f"{unparse(c.rhs)} is inactive since its g = {describe(self.alg, value)} < 0 "
                                          "under the declared assumptions")
                 continue
             name = "s" if sum(x.kind == "inequality" for x in self.kkt.multipliers) == 1 else f"s_{m.name}"

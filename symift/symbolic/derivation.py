@@ -9,13 +9,13 @@ import sympy as sp
 
 from ..errors import MathError, ProblemError, UnsupportedError
 from ..language.model import Problem
-from .printing import text as plain
 from .analysis import Analysis
 from .canonical import Lin
 from .conditions import IFTReport, Verdict, domain_requirements
 from .expr import is_matrix
 from .kkt import build_kkt
 from .numeric import numeric_check
+from .printing import text as plain
 
 
 class Derivation:
@@ -39,7 +39,7 @@ class Derivation:
     @property
     def symbols(self) -> dict:
         out = dict(self.system.symbols)
-        for s, size, _ in self.analysis.indicators.values():
+        for s, _, _ in self.analysis.indicators.values():
             symbol = self.analysis.alg.vectors[s][0] if s in self.analysis.alg.vectors else s
             out[symbol.name] = symbol
         return out

@@ -137,7 +137,8 @@ class Eliminator:
         """Is the template/scalar t nonzero everywhere? (0/1 indicators are enumerated)."""
         t = as_sympy(t)
         inds = sorted(t.free_symbols & self.facts.indicators, key=str)
-        cases = [t] if not inds else [t.subs(dict(zip(inds, v))) for v in itertools.product((0, 1), repeat=len(inds))]
+        values = itertools.product((0, 1), repeat=len(inds))
+        cases = [t.subs(dict(zip(inds, v, strict=True))) for v in values] if inds else [t]
         verdicts = []
         for case in cases:
             case = sp.simplify(case)

@@ -12,10 +12,10 @@ from dataclasses import dataclass
 
 import sympy as sp
 
+from ..language.model import Problem
 from .algebra import Algebra, Facts
 from .calculus import gradient
 from .expr import Scalar, SympyBuilder, broadcast_sub, is_matrix
-from ..language.model import Problem
 
 
 @dataclass(frozen=True)

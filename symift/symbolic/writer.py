@@ -20,9 +20,8 @@ class SympyWriter:
     def to_sympy(self, a: Lin):
         """Standard sympy classes: MatMul, MatAdd, DiagMatrix, Inverse, Identity, ..."""
         rows, cols = a.shape
-        if a.is_scalar:
-            if all(t.factors == () for t in a.terms):
-                return self.scalar_to_sympy(sp.Add(*[t.coeff for t in a.terms]))
+        if a.is_scalar and all(t.factors == () for t in a.terms):
+            return self.scalar_to_sympy(sp.Add(*[t.coeff for t in a.terms]))
         if a.is_zero:
             return sp.ZeroMatrix(rows, cols)
         terms = [self.term_to_sympy(t, a.shape) for t in _compact(self, a).terms]
@@ -110,9 +109,9 @@ def _merge(alg, s: Term, t: Term):
     f, g = fs[k], ft[k]
     if type(f) is not type(g) or not isinstance(f, (Diag, Col, Row)):
         return None
-    if s.coeff.free_symbols - set(alg.vectors) or t.coeff.free_symbols - set(alg.vectors):
-        if sp.simplify(s.coeff - t.coeff) != 0 and sp.simplify(s.coeff + t.coeff) != 0:
-            return None
+    symbolic = s.coeff.free_symbols - set(alg.vectors) or t.coeff.free_symbols - set(alg.vectors)
+    if symbolic and sp.simplify(s.coeff - t.coeff) != 0 and sp.simplify(s.coeff + t.coeff) != 0:
+        return None
     if s.coeff.is_number and t.coeff.is_number:  # numbers go into the template: diag(1 − s)
         fs[k] = type(f)(sp.expand(s.coeff * f.t + t.coeff * g.t), f.size)
         return Term(sp.S.One, tuple(fs))

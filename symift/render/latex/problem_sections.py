@@ -76,7 +76,8 @@ class ProblemSections:
                                            ": only strictly positive solutions are considered"
                                            if any(v.positive for v in p.variables) else ""))
         items[-1] = items[-1][:-1] + "."
-        out.append("The declarations are\n\\begin{itemize}\n" + "\n".join(r"\item " + i for i in items) + "\n\\end{itemize}")
+        listed = "\n".join(r"\item " + i for i in items)
+        out.append("The declarations are\n\\begin{itemize}\n" + listed + "\n\\end{itemize}")
         return "\n".join(out)
 
     # ---- 2. conventions and the Lagrangian

@@ -172,8 +172,8 @@ class SolutionSections:
         blocks, b = pivot.back
         i = self.row_index[pivot.step.row]
         unknown = pivot.step.unknown
-        formula = [(False, "@b@_{%d}" % i)] + [(True, "@M@_{%d,%d} %s" % (i, self.col_index[c2], self.derivative(c2, p)))
-                                              for c2 in blocks]
+        formula = [(False, "@b@_{%d}" % i)] + [
+            (True, "@M@_{%d,%d} %s" % (i, self.col_index[c2], self.derivative(c2, p))) for c2 in blocks]
         values = ([] if b is None or b.is_zero else self.terms(b)) + [
             (True, "%s %s" % (_short(self.factor(blk), "@M@_{%d,%d}" % (i, self.col_index[c2])),
                               self.derivative(c2, p))) for c2, blk in blocks.items()]
