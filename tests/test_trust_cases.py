@@ -1,6 +1,6 @@
 """The three cases of the trust issue: each gives a right answer, a flag, or a clear error.
 
-1. a singular KKT system (two equal rows of A) — see also tests/test_status.py;
+1. a singular KKT system (two equal rows of A) — see also tests/test_runtime_status.py;
 2. a non-smooth objective (the lasso): the derivative where it exists, its condition stated,
    never a DiracDelta, and a clear error at the kink;
 3. derived conditions in the user's names: no internal placeholder (``_x``) in any output.
@@ -44,7 +44,7 @@ def test_lasso_derivative_where_it_exists_and_a_clear_error_at_the_kink():
     text = report(d)
     assert not LEAK.search(text), LEAK.search(text)
     assert "holds if: w ≠ 0 elementwise" in text and "not differentiable where an entry is 0" in text
-    X, w = d.symbols["X"], d.symbols["w"]
+    X = d.symbols["X"]
     assert d.jacobian("w", "y") == (X.T * X).I * X.T  # (XᵀX)⁻¹Xᵀ on the smooth branch
     layer = symift.compile(d)
     rng = np.random.default_rng(0)

@@ -194,7 +194,7 @@ class ModuleWriter:
         """Σ_p J_{u,p} · dp for every unknown u, sharing factorizations across outputs.
 
         With several parameters, one structured solve on the summed right-hand side instead
-        (symift.tangent), when the elimination with symbolic right-hand sides succeeds.
+        (symift.symbolic.tangent), when the elimination with symbolic right-hand sides succeeds.
         """
         if len(self.params) > 1:
             try:
@@ -228,7 +228,7 @@ class ModuleWriter:
                              tangents=[f"t_{self.py(p)}" for p in self.params])
 
     def newton_fn(self) -> str:
-        """The structured Newton step of the forward solver (see symift.ift.NewtonSystem).
+        """The structured Newton step of the forward solver (see symift.symbolic.newton.NewtonSystem).
 
         ``_newton_direction(params, unknowns, slacks)`` does what does not depend on the
         right-hand side (the Schur complements and their factorizations) once per iterate and
@@ -258,7 +258,7 @@ class ModuleWriter:
         """``_kkt_factor``: ∂F/∂x of the derivation at a solution, as ``(solve, row_abs)``.
 
         The same block elimination as the closed forms with symbolic right-hand sides
-        (symift.tangent): its factorizations once, then ``solve(_r0, ...)`` = (∂F/∂x)⁻¹ r, linear
+        (symift.symbolic.tangent): its factorizations once, then ``solve(_r0, ...)`` = (∂F/∂x)⁻¹ r, linear
         in r and transposable; ``row_abs`` bounds the row sums |∂F/∂x|·1 from above.  For the
         condition estimate of the solution's status (symift.runtime.status).
         """

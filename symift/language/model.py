@@ -1,6 +1,6 @@
 """The frozen Problem model: declarations, objective, constraints, equations, and shapes.
 
-The parser (``symift.parse``) builds these objects; nothing else does.  Every node keeps its
+The parser (``symift.language.parse``) builds these objects; nothing else does.  Every node keeps its
 source :class:`~symift.errors.Span`, so later stages can point at the text.
 
 Shapes are tuples of sizes, a size being a dim name (``str``) or an ``int``:

@@ -1,4 +1,4 @@
-"""Text → :class:`~symift.model.Problem`, through the lark grammar in ``grammar/symift.lark``.
+"""Text → :class:`~symift.language.model.Problem`, through the lark grammar in ``grammar/symift.lark``.
 
 The parser is LALR(1) with positions on every node.  The syntax tree is turned into model
 objects bottom-up with an explicit stack (no recursion), so deeply nested input gives a clear

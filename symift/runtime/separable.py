@@ -1,4 +1,4 @@
-"""The forward solve of a separable problem by its dual reduction (see symift.forward).
+"""The forward solve of a separable problem by its dual reduction (see symift.symbolic.separable).
 
 For  min Σᵢ φ(xᵢ; θᵢ)  s.t.  aᵀx = b,  l ≤ x ≤ u,  stationarity gives x(ν) = clip(ψ(ν), l, u)
 elementwise, with ψ found by sympy; what is left is the scalar dual equation h(x(ν)) = 0, which

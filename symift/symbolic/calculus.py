@@ -10,7 +10,7 @@ rest is held fixed.  The result is linear in the directions and has ``e``'s shap
 
 sympy's ``MatrixExpr.diff`` is not used: in sympy 1.14 it gets d/dz Σ zᵢ log zᵢ = 0, drops
 softmax's −zzᵀ term and raises on d/dt (X + tI)⁻¹.  :func:`jacobian` turns a differential
-into the Jacobian matrix ∂e/∂x (for scalar and vector x) through ``symift.algebra``.
+into the Jacobian matrix ∂e/∂x (for scalar and vector x) through ``symift.symbolic.algebra``.
 """
 from __future__ import annotations
 
@@ -213,7 +213,7 @@ def hessian(f, x, alg=None):
 
 
 def jacobian_lin(e, x, alg):
-    """∂e/∂x as a canonical :class:`~symift.algebra.Lin` (rows of e × entries of x).
+    """∂e/∂x as a canonical :class:`~symift.symbolic.canonical.Lin` (rows of e × entries of x).
 
     ``e`` is a scalar or a column vector; ``x`` a scalar symbol or a vector MatrixSymbol.
     Computed as the coefficient of dx in the differential de = (∂e/∂x) dx.

@@ -21,7 +21,7 @@ from .printing import text as plain
 class Derivation:
     """Lagrangian, KKT system, IFT report and closed-form Jacobians of a problem.
 
-    dx*/dθ = −(∂F/∂x)⁻¹ ∂F/∂θ, computed block-wise (see :mod:`symift.ift`).
+    dx*/dθ = −(∂F/∂x)⁻¹ ∂F/∂θ, computed block-wise (see :mod:`symift.symbolic.eliminate`).
     """
 
     def __init__(self, problem: Problem):

@@ -57,7 +57,7 @@ class Scalar(sp.Expr):
         return f"({printer._print(self.matrix)})"
 
     def _eval_derivative(self, s):  # sympy's own diff is not used by symift
-        raise NotImplementedError("use symift.calculus")
+        raise NotImplementedError("use symift.symbolic.calculus")
 
 
 def _shape_symbols(m):

@@ -45,7 +45,7 @@ class Update:
 
 @dataclass
 class Pivot:
-    step: object                   # symift.ift.Step
+    step: object                   # symift.symbolic.eliminate.Step
     lin: object
     inverse: object
     kind: str
@@ -67,7 +67,7 @@ class Trace:
 
 
 def replay(analysis, steps, rhs=None) -> Trace:
-    """Replay :meth:`symift.ift.Analysis.eliminate` along ``steps`` (the same pivots, the same
+    """Replay :meth:`symift.symbolic.analysis.Analysis.eliminate` along ``steps`` (the same pivots, the same
     algebra), keeping each intermediate block and the facts it used."""
     alg, facts = analysis.alg, analysis.facts
     M = {k: v for k, v in analysis.blocks.items() if not v.is_zero}

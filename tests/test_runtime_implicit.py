@@ -14,7 +14,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 from catalogue import optnet_case, sparsemax_solve, spd
-from test_jax import CASES, EXAMPLES, IDS, fd, layer_of
+from test_emit_layer import CASES, EXAMPLES, IDS, fd, layer_of
 
 import symift
 from symift.runtime import STATUS_KEYS

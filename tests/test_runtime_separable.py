@@ -1,4 +1,4 @@
-"""The dual-reduction forward solve of separable problems (symift/forward.py).
+"""The dual-reduction forward solve of separable problems (symift.symbolic.separable, symift.runtime.separable).
 
 Each problem is checked against a reference solver written independently (closed forms, sort,
 scipy root finding), its multipliers against stationarity, and its layer's gradients against
