@@ -157,8 +157,11 @@ def _checks(derivation, layer, values, sol, wrt, names, rng) -> list:
         count = len(directions[name])
         start = sum(2 * len(directions[n]) for n in names[:names.index(name)])
         slots[name] = (start, count, step)
-    solved = jax.jit(jax.vmap(lambda p: {v: layer(**p)[v] for v in wrt + ["converged"]}))(
-        {k: jnp.asarray(np.stack(v)) for k, v in batch.items()})
+    def resolve(p):
+        out = layer(**p)  # one call: the solve is not repeated per entry
+        return {v: out[v] for v in [*wrt, "converged"]}
+
+    solved = jax.jit(jax.vmap(resolve))({k: jnp.asarray(np.stack(v)) for k, v in batch.items()})
     if not bool(jnp.all(solved["converged"])):
         raise MathError("a re-solve near the solution did not converge: the finite differences are not "
                         "defined there", None, derivation.problem.source)

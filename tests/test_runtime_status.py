@@ -26,36 +26,31 @@ def layer_of(name, **options):
     return _LAYERS[key]
 
 
-def exact_skeel(layer, params, sol):
-    """‖ |A⁻¹| |A| ‖∞ of the raw KKT Jacobian A = ∂F/∂x (numpy; invariant to the row scaling)."""
-    spec = layer.spec
-    values = [jnp.asarray(sol[u]) for u in spec.unknowns]
-    shapes = [jnp.shape(v) for v in values]
-    cuts = np.cumsum([0] + [int(np.prod(s)) for s in shapes])
-    params = {k: jnp.asarray(v) for k, v in params.items()}
-
-    def F(x):
-        parts = {u: x[cuts[k]:cuts[k + 1]].reshape(shapes[k]) for k, u in enumerate(spec.unknowns)}
-        return jnp.concatenate([jnp.ravel(b) for b in spec.residual(**params, **parts).values()])
-
-    A = np.asarray(jax.jacfwd(F)(jnp.concatenate([jnp.ravel(v) for v in values])))
-    return np.max(np.abs(np.linalg.inv(A)) @ np.abs(A) @ np.ones(A.shape[0]))
+def skeel(M):
+    """‖ |M⁻¹| |M| ‖∞ exactly (numpy)."""
+    M = np.atleast_2d(M)
+    return np.max(np.abs(np.linalg.inv(M)) @ np.abs(M) @ np.ones(M.shape[0]))
 
 
 @pytest.mark.parametrize("n", [4, 12])
-def test_condition_estimate_matches_the_exact_skeel_number(n):
-    """The structured estimate (factorizations of the closed form, Hager–Higham) is within a
-    small factor of numpy's exact value on the dense KKT Jacobian."""
-    layer = layer_of("optnet_qp")
-    params, *_ = optnet_case(np.random.default_rng(n), n)
-    sol = layer(**params)
-    exact = exact_skeel(layer, params, sol)
-    assert exact / 3 <= float(sol["cond"]) <= 3 * exact
+def test_condition_estimate_matches_the_exact_conditions_of_the_pivots(n):
+    """The pivots of the equality-constrained QP are Q and A Q⁻¹ Aᵀ (the report's "holds if
+    −A Q⁻¹ Aᵀ is nonsingular"); OptNet's third is the Schur complement on the active set."""
     rng = np.random.default_rng(n)
-    qp = {"Q": spd(rng, n), "q": rng.standard_normal(n), "A": rng.standard_normal((2, n)), "b": rng.standard_normal(2)}
+    D = np.diag(np.logspace(0, 1.5, n))
+    Q = D @ spd(rng, n) @ D  # badly scaled
+    qp = {"Q": Q, "q": rng.standard_normal(n), "A": rng.standard_normal((2, n)), "b": rng.standard_normal(2)}
     sol = layer_of("eqqp")(**qp)
-    exact = exact_skeel(layer_of("eqqp"), qp, sol)
-    assert exact / 3 <= float(sol["cond"]) <= 3 * exact
+    exact = max(skeel(Q), skeel(qp["A"] @ np.linalg.solve(Q, qp["A"].T)))
+    assert exact / 3 <= float(sol["cond"]) <= exact * (1 + 1e-6)
+    params, *_ = optnet_case(np.random.default_rng(n), n)
+    sol = layer_of("optnet_qp")(**params)
+    Q, G, A, s = (np.asarray(params["Q"]), np.asarray(params["G"]), np.asarray(params["A"]), np.asarray(sol["s"]))
+    Qi = np.linalg.inv(Q)
+    P = Qi - Qi @ A.T @ np.linalg.solve(A @ Qi @ A.T, A @ Qi)  # Q⁻¹ on the null space of A
+    schur = np.diag(s) + (1 - s)[:, None] * (G @ P @ G.T)     # diag(s) + diag(1 − s) G P Gᵀ
+    exact = max(skeel(Q), skeel(A @ Qi @ A.T), skeel(schur))
+    assert exact / 3 <= float(sol["cond"]) <= exact * (1 + 1e-6)
 
 
 def test_softmax_status_survives_underflow():

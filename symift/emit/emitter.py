@@ -328,35 +328,59 @@ class Emitter:
             return e.exp.is_integer and self._positive_vector(e.base)
         return False
 
+    def factorization(self, X) -> tuple:
+        """("cho" or "lu", the name of X's cached factorization, the name of X as a dense matrix)."""
+        dense = self.matrix(X)
+        if self.is_pd(X):
+            return "cho", self.tmp(f"cho_factor({dense})", "chol"), dense
+        return "lu", self.tmp(f"lu_factor({dense})", "lu"), dense
+
     def solve(self, X, v: str) -> str:
         """X⁻¹ v through a cached factorization (never an explicit inverse)."""
         if X.shape == (1, 1):
             return f"({v} / {self.scalar(Scalar(X))})"
-        if self.is_pd(X):
-            fac = self.tmp(f"cho_factor({self.matrix(X)})", "chol")
+        kind, fac, _ = self.factorization(X)
+        if kind == "cho":
             return f"jax.scipy.linalg.cho_solve(({fac}, False), {v})" if self.carries_tangents(v) else \
                 f"cho_solve({fac}, {v})"
-        fac = self.tmp(f"lu_factor({self.matrix(X)})", "lu")
         return f"jax.scipy.linalg.lu_solve({fac}, {v})" if self.carries_tangents(v) else f"lu_solve({fac}, {v})"
 
 
 class AbsoluteEmitter(Emitter):
-    """Prints |M| v instead of M v, entrywise upper bounds: every symbol and number is replaced by
-    its absolute value and every function value by its modulus, so a sum or product of terms
-    becomes the sum or product of their moduli (≥ the modulus of the result).  For the row sums
-    |∂F/∂x|·1 of the Skeel condition number (symift.runtime.status)."""
+    """Prints entrywise upper bounds of |M| v instead of M v: every symbol and number by its
+    absolute value, every function value by its modulus (its argument printed as it is), so a sum
+    or product of terms becomes the sum or product of their moduli (≥ the modulus of the result).
+    For the cancellation of a pivot (symift.runtime.status.pivot_condition)."""
 
     def __init__(self, names: dict, pd: set = frozenset(), indent: str = "    "):
         # dims (positive integer symbols) are sizes, not entries
         super().__init__({k: v if getattr(k, "is_integer", False) else f"jnp.abs({v})" for k, v in names.items()},
                          pd, indent)
+        self.plain = Emitter(names, pd, indent)  # for function arguments: f(x), not f(|x|)
+        self.plain.lines = self.lines
+        self.plain.counter = self._counter
+
+    @property
+    def counter(self):
+        return self._counter
+
+    @counter.setter
+    def counter(self, value):  # one numbering with the plain emitter: their temporaries share a scope
+        self._counter = value
+        if hasattr(self, "plain"):
+            self.plain.counter = value
 
     def scalar(self, e, extra: dict | None = None) -> str:
         if extra is None and e not in self.names and isinstance(e, sp.Number):
             return super().scalar(abs(e))
         if extra is None and isinstance(e, sp.Function) and e.func in _FUNCTIONS:
-            return f"jnp.abs({super().scalar(e)})"
+            return f"jnp.abs({self.plain.scalar(e)})"
         return super().scalar(e, extra)
+
+    def elementwise(self, e) -> str:
+        if isinstance(e, ElementwiseApplyFunction):
+            return f"jnp.abs({self.plain.elementwise(e)})"
+        return super().elementwise(e)
 
     def factored(self, first, rests, v: str) -> str:
         """F (Σ rests) v without reusing F (−Σ rests) v negated: moduli have no sign."""

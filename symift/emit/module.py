@@ -7,7 +7,7 @@ A problem module holds only what is specific to the problem, printed from the de
   ``_newton_direction``, a separable problem's ``_separable`` / ``_dual``);
 * ``jacobian_<var>_<param>(**values)`` — each closed-form Jacobian as a dense array (for a
   matrix parameter P, the directional derivative along ``d<P>``), ``_tangents`` (J·dθ) and
-  ``_kkt_factor`` (∂F/∂x factorized, for the condition estimate of the status);
+  ``_pivot_conditions`` (the condition of ∂F/∂x's pivots at a solution, for its status);
 * ``SPEC = ProblemSpec(...)`` and ``layer(**params)`` / ``solve(**params)`` over the runtime's
   ``make_layer(SPEC)`` (symift.runtime).
 
@@ -26,7 +26,7 @@ from ..errors import SymiftError
 from ..runtime import HELPERS, OPTIONAL_FILES, STANDALONE_FILES
 from ..symbolic.conditions import domain_requirements
 from ..symbolic.derivation import Derivation
-from ..symbolic.expr import is_matrix
+from ..symbolic.expr import Scalar, is_matrix
 from ..symbolic.newton import NewtonSystem
 from ..symbolic.printing import text
 from ..symbolic.separable import separable_dual
@@ -254,40 +254,40 @@ class ModuleWriter:
         return self._two_stage("_newton_direction", args, doc, em, once,
                                [("solve", rhs, per_rhs, result)])
 
-    def kkt_factor_fn(self, system) -> str:
-        """``_kkt_factor``: ∂F/∂x of the derivation at a solution, as ``(solve, row_abs)``.
+    def pivots_fn(self) -> str:
+        """``_pivot_conditions``: the largest condition among the pivots of ∂F/∂x's block elimination.
 
-        The same block elimination as the closed forms with symbolic right-hand sides
-        (symift.symbolic.tangent): its factorizations once, then ``solve(_r0, ...)`` = (∂F/∂x)⁻¹ r, linear
-        in r and transposable; ``row_abs`` bounds the row sums |∂F/∂x|·1 from above.  For the
-        condition estimate of the solution's status (symift.runtime.status).
+        Scalar and diagonal pivots by their cancellation (the pivot, and the pivot printed with
+        absolute values: symift.runtime.status.pivot_condition); matrix pivots by Skeel's condition
+        number from the factorization the closed form uses (factor_condition).  These are the
+        conditions the IFT report states symbolically, measured at a solution.
         """
-        a = self.d.analysis
-        rhs = [f"_r{k}" for k in range(len(system.rows))]
         args = ["*", *self.params, *self.d.unknowns, *self.d.indicators]
-        em = self.emitter()
-        em.tangent_names |= set(rhs)  # solves of the right-hand side stay jax.scipy's (transposable)
-        for k, row in enumerate(system.rows):
-            em.names[system.rhs[row.name]] = rhs[k]
-        result = self._staged(em, system.staged, system.step_symbols, [u.name for u in a.unknowns])
-        once, per_rhs = _split_by_inputs(em.lines, rhs)
-        absolute = AbsoluteEmitter(self.layout.names(), self.pd)
-        absolute.counter = em.counter  # one numbering: the temporaries share the function's scope
-        rows = []
-        for row in a.rows:
-            terms = []
-            for u in a.unknowns:
-                block = a.blocks[row.name, u.name]
-                if not block.is_zero:
-                    ones = f"jnp.ones(({absolute.size(u.size)},))" if is_matrix(u.symbol) else "1.0"
-                    terms.append(absolute.apply(a.alg.to_sympy(block), ones))
-            rows.append(" + ".join(terms) if terms else "0.0")
-        once += absolute.lines
-        row_abs = "(" + ", ".join(rows) + ("," if len(rows) == 1 else "") + ")"
-        doc = ['    """dF/dx at a solution (complementarity rows normalized as in the derivation): its',
-               '    factorizations once, then solve(r) = (dF/dx)^-1 r; row_abs >= |dF/dx| 1 entrywise."""']
-        return self._two_stage("_kkt_factor", args, doc, em, once, [("solve", rhs, per_rhs, result)],
-                               extra=f"row_abs = {row_abs}", returns="solve, row_abs")
+
+        def build(em):
+            absolute = AbsoluteEmitter(self.layout.names(), self.pd)
+            absolute.counter = em.counter  # one numbering: the temporaries share the function's scope
+            conditions = []
+            for step in self.d.pivots:
+                P = step.pivot
+                if step.kind == "identity":
+                    continue
+                if step.kind == "scalar":
+                    value = Scalar(P) if is_matrix(P) else P
+                    conditions.append(f"pivot_condition({em.scalar(value)}, {absolute.scalar(value)})")
+                elif step.kind == "diagonal":  # P·1 is its diagonal
+                    ones = f"jnp.ones(({em.size(P.shape[0])},))"
+                    conditions.append(f"pivot_condition({em.apply(P, ones)}, {absolute.apply(P, ones)})")
+                else:  # a scalar factor does not change the condition: −A Q⁻¹ Aᵀ is factorized as A Q⁻¹ Aᵀ
+                    P = P.as_coeff_mmul()[1].doit() if isinstance(P, sp.MatMul) else P
+                    kind, factors, dense = em.factorization(P)
+                    conditions.append(f"factor_condition({kind!r}, {factors}, {dense})")
+            em.lines += absolute.lines
+            if not conditions:
+                return "jnp.ones(())"
+            return "jnp.max(jnp.stack([" + ", ".join(conditions) + "]))"
+        return self.function("_pivot_conditions", args, build,
+                             "The largest condition among the pivots of dF/dx at a solution (symift.runtime.status).")
 
     def _staged(self, em, staged, step_symbols, order) -> str:
         """Back substitution on named steps (later unknowns reuse the earlier ones): the result tuple."""
@@ -298,10 +298,9 @@ class ModuleWriter:
             em.names[step_symbols[u]] = steps[u]
         return "(" + ", ".join(steps[u] for u in order) + ("," if len(order) == 1 else "") + ")"
 
-    def _two_stage(self, name, args, doc, em, once, inner, extra="", returns=None) -> str:
-        """``def name(args)``: the ``once`` statements, then inner functions returned as a tuple
-        (or ``returns``, after the statement ``extra``)."""
-        body = "\n".join(once) + "\n" + "\n".join(r for *_, r in inner) + extra + \
+    def _two_stage(self, name, args, doc, em, once, inner) -> str:
+        """``def name(args)``: the ``once`` statements, then inner functions returned as a tuple."""
+        body = "\n".join(once) + "\n" + "\n".join(r for *_, r in inner) + \
             "\n".join("\n".join(lines) for _, _, lines, _ in inner)
         dims = [line for line in self.dims_code(em, [a for a in args if a in self.layout.py])
                 if re.search(rf"\b{line.split()[0]}\b", body)]
@@ -309,9 +308,7 @@ class ModuleWriter:
                *dims, *once]
         for fname, fargs, lines, result in inner:
             out += ["", f"    def {fname}({', '.join(fargs)}):", *lines, f"        return {result}"]
-        if extra:
-            out.append(f"    {extra}")
-        out.append("    return " + (returns or ", ".join(f for f, *_ in inner)))
+        out.append("    return " + ", ".join(f for f, *_ in inner))
         return "\n".join(out)
 
     def shapes_fn(self) -> str:
@@ -342,22 +339,20 @@ class ModuleWriter:
         if standalone:
             parts.append(runtime_source(self.runtime_names()))
         parts += [self.residual_fn(), self.constraint_fns(), self.shapes_fn(), *closed]
-        kkt_system = None
-        if why is None:
-            kkt_system = self.ift_system()
-            if kkt_system is not None:
-                parts.append(self.kkt_factor_fn(kkt_system))
+        has_pivots = why is None and self.pivot_steps() is not None
+        if has_pivots:
+            parts.append(self.pivots_fn())
         if self.newton is not None:
             parts.append(self.newton_fn())
         if self.separable is not None:
             parts += SeparableWriter(self, self.separable).functions()
-        parts += [self.spec_code(why, kkt_system is not None), self.layer_fns()]
+        parts += [self.spec_code(why, has_pivots), self.layer_fns()]
         return "\n\n\n".join(p.strip("\n") for p in parts) + "\n"
 
-    def ift_system(self):
-        """The elimination of ∂F/∂x with symbolic right-hand sides, or None where it fails."""
+    def pivot_steps(self):
+        """The pivots of ∂F/∂x's block elimination, or None where it fails."""
         try:
-            return TangentSystem(self.d)
+            return self.d.pivots
         except (SymiftError, NotImplementedError, ValueError):
             return None
 
@@ -384,7 +379,7 @@ class ModuleWriter:
             names.add("dual_newton")
         return names
 
-    def spec_code(self, why: str | None, has_kkt_factor: bool) -> str:
+    def spec_code(self, why: str | None, has_pivots: bool) -> str:
         """``SPEC = ProblemSpec(...)``: the problem's names and structure for the runtime."""
         d, py = self.d, self.py
         kkt = self.kkt
@@ -411,10 +406,8 @@ class ModuleWriter:
             ("tangents", "_tangents" if why is None else "None"),
             ("newton_direction", "_newton_direction" if self.newton is not None else "None"),
             ("separable", self.separable_spec()),
-            ("kkt_factor", "_kkt_factor" if has_kkt_factor else "None"),
+            ("pivots", "_pivot_conditions" if has_pivots else "None"),
             ("kinks", _tuple(self.kinks())),
-            ("ift_rows", repr(tuple(r.name for r in d.analysis.rows)) if has_kkt_factor else "()"),
-            ("ift_unknowns", _tuple(py(u.name) for u in d.analysis.unknowns) if has_kkt_factor else "()"),
         ]
         return "SPEC = ProblemSpec(\n" + "".join(f"    {k}={v},\n" for k, v in fields) + ")\n_layer = make_layer(SPEC)"
 

@@ -15,7 +15,7 @@ from .linalg import cho_factor, cho_solve, col, diag, gram, lu_factor, lu_solve,
 from .recovery import user_solve
 from .separable import separable_solve
 from .spec import ProblemSpec, SeparableSpec, SolverError, SolverOutputError
-from .status import cond_limit, norm1_estimate, structured_condition
+from .status import cond_limit, factor_condition, norm1_estimate, pivot_condition
 
 #: The runtime files whose standalone sections make up a standalone module, in dependency order.
 STANDALONE_FILES = ("batching.py", "linalg.py", "spec.py", "status.py", "interior_point.py", "dual_newton.py",
@@ -24,12 +24,13 @@ STANDALONE_FILES = ("batching.py", "linalg.py", "spec.py", "status.py", "interio
 OPTIONAL_FILES = {"interior_point.py": "kkt_solve", "dual_newton.py": "dual_newton", "separable.py": "separable_solve"}
 
 #: The names generated problem functions call (user names equal to one are mangled).
-HELPERS = ("row", "col", "diag", "gram", "ones_row", "zeros", "cho_factor", "cho_solve", "lu_factor", "lu_solve")
+HELPERS = ("row", "col", "diag", "gram", "ones_row", "zeros", "cho_factor", "cho_solve", "lu_factor", "lu_solve",
+           "pivot_condition", "factor_condition")
 
 __all__ = [
     "BACKWARD_METHODS", "DENSE_LIMIT", "HELPERS", "OPTIONAL_FILES", "STANDALONE_FILES", "STATUS_KEYS",
     "ProblemSpec", "SeparableSpec", "SolverError", "SolverOutputError", "cho_factor", "cho_solve",
     "chunk_size", "col", "cond_limit", "diag", "dual_newton", "gram", "implicit_tangents", "in_chunks",
     "interior_point", "kkt_solve", "lapack_pieces", "lu_factor", "lu_solve", "make_layer", "norm1_estimate",
-    "ones_row", "row", "separable_solve", "structured_condition", "user_solve", "zeros",
+    "ones_row", "row", "separable_solve", "factor_condition", "pivot_condition", "user_solve", "zeros",
 ]

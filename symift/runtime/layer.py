@@ -23,7 +23,7 @@ from .batching import in_chunks
 from .implicit import backward_method, check_backward, concrete, implicit_tangents
 from .recovery import user_solve
 from .spec import ProblemSpec, SolverError, constraint_values
-from .status import complementarity_margin, cond_limit, structured_condition
+from .status import complementarity_margin, cond_limit
 
 ###{standalone
 #: The status entries of a layer's result, besides the unknowns and the indicators.
@@ -48,9 +48,14 @@ def is_regular(status, tol):
 
 
 def _forward_fn(spec: ProblemSpec, tol, maxiter, solver, callback, checks):
-    """The forward solve and its status, as a function of the parameters (never differentiated)."""
-    def forward(*args):
-        params = dict(zip(spec.params, args, strict=False))
+    """The forward solve and its status, as a function of the parameters (never differentiated).
+
+    The solve runs in cache-sized chunks under vmap (symift.runtime.batching.in_chunks); the
+    condition estimate runs after it, on the whole batch: its many small solves would otherwise be
+    repeated as separate calls for every chunk.
+    """
+    def solve(*args):
+        params = dict(zip(spec.params, args, strict=True))
         scale = data_scale(args)  # tol is relative to the size of the problem's data
         if solver is not None:
             unknowns, indicators, res = user_solve(spec, solver, params, tol * scale, callback)
@@ -58,14 +63,21 @@ def _forward_fn(spec: ProblemSpec, tol, maxiter, solver, callback, checks):
             unknowns, indicators, res = spec.forward(spec, params, tol * scale, maxiter)
         margin, floor = complementarity_margin(spec, params, unknowns, scale)
         dtype = jnp.result_type(res)
-        cond = jnp.full((), jnp.nan, dtype)
-        if checks and spec.kkt_factor is not None:
-            cond = structured_condition(spec, params, unknowns, indicators).astype(dtype)
-        status = {"residual": res / scale, "margin": margin.astype(dtype),
-                  "margin_floor": floor.astype(dtype), "cond": cond}
+        status = {"residual": res / scale, "margin": margin.astype(dtype), "margin_floor": floor.astype(dtype)}
         return (tuple(unknowns[u] for u in spec.unknowns), tuple(indicators[s] for s in spec.indicators), status)
 
-    return in_chunks(forward)  # under vmap: the batch in cache-sized chunks
+    solve = in_chunks(solve)
+
+    def forward(*args):
+        sol, inds, status = solve(*args)
+        cond = jnp.full((), jnp.nan, jnp.result_type(status["residual"]))
+        if checks and spec.pivots is not None:
+            values = {**dict(zip(spec.params, args, strict=True)), **dict(zip(spec.unknowns, sol, strict=True)),
+                      **dict(zip(spec.indicators, inds, strict=True))}
+            cond = spec.pivots(**values).astype(cond.dtype)
+        return sol, inds, {**status, "cond": cond}
+
+    return forward
 
 
 def _make_core(spec: ProblemSpec, tol, maxiter, backward, backward_tol, backward_maxiter, solver, callback,

@@ -61,10 +61,8 @@ class ProblemSpec(NamedTuple):
     tangents: Callable | None = None          # closed form: (**params, **unknowns, **indicators, t_<p>...) -> dx
     newton_direction: Callable | None = None  # (**params, **unknowns, t_<ineq>...) -> solve(*rows)
     separable: SeparableSpec | None = None    # the dual reduction, when the problem has one
-    kkt_factor: Callable | None = None        # (**params, **unknowns, **indicators) -> (solve, matvec) of dF/dx
+    pivots: Callable | None = None            # (**params, **unknowns, **indicators) -> the pivots' condition
     kinks: tuple = ()             # arguments of abs / sign in F (text): F is not C¹ where one has a 0 entry
-    ift_rows: tuple = ()          # the residual blocks of the system kkt_factor solves (declared-inactive rows dropped)
-    ift_unknowns: tuple = ()      # its unknowns
 
     @property
     def unknowns(self) -> tuple:

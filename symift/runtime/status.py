@@ -5,13 +5,17 @@ constraints, on the active set and under strict complementarity.  Exact zero piv
 about that in floating point (whether LAPACK meets an exact 0 depends on the machine's kernel), so
 each condition is measured:
 
-* ``cond`` — an estimate of Skeel's condition number ‖ |(∂F/∂x)⁻¹| |∂F/∂x| ‖∞ of the system the
-  derivative is computed from (complementarity rows normalized as in the derivation), by Hager's
-  method as refined by Higham (LAPACK's xLACN2): a few solves with the factorizations at hand and
-  with their transposes.  Unlike κ(∂F/∂x) it does not change when a row is scaled, as the
-  solution's sensitivity does not (softmax's rows hold diag(1/z)).  Regular while
+* ``cond`` — the condition of the pivots of the block elimination that derived the closed form
+  (symift.symbolic.eliminate): ∂F/∂x is nonsingular exactly when every pivot is, and each pivot's
+  condition is what the IFT report states as "holds if ...".  A scalar or diagonal pivot
+  p = Σ terms is measured by its cancellation, max Σ|terms| / |p| (1 without cancellation, inf at
+  p = 0); a matrix pivot (a declared-pd Q, a Schur complement A Q⁻¹ Aᵀ) by Skeel's condition
+  number ‖ |P⁻¹| |P| ‖∞, estimated by Hager's method as refined by Higham (LAPACK's xLACN2) from
+  the factorization the closed form uses: a few solves with it and its transpose.  Both are
+  invariant to scaling a row, as the solution's sensitivity is (softmax's pivot diag(1/z) has
+  condition 1 however small z gets).  ``cond`` is the largest; regular while
   cond ≤ ``cond_limit(dtype)`` = 0.01/ε (4.5e13 in float64, 8.4e4 in float32), so a tangent
-  keeps at least two correct digits; a singular ∂F/∂x gives inf.
+  keeps at least two correct digits.
 * ``margin`` — strict complementarity: minᵢ max(λᵢ, −gᵢ) over the inequality constraints (λᵢ on
   the active set, −gᵢ off it); +inf without inequalities.  Regular while it exceeds
   ``margin_floor`` = 10·max(√maxᵢ|λᵢgᵢ|, ε·scale): at a degenerate pair both λᵢ and −gᵢ are about
@@ -25,7 +29,6 @@ from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 from jax import lax
 
 from .spec import ProblemSpec, constraint_values
@@ -104,26 +107,36 @@ def lu_condition(lu, row_abs):
     return skeel_condition(solve, solve_t, row_abs, factors.shape[0], factors.dtype)
 
 
-def structured_condition(spec: ProblemSpec, params, unknowns, indicators):
-    """Skeel's condition number of the derived ∂F/∂x (the system of the closed forms) at a solution.
+def pivot_condition(value, bound):
+    """How well a scalar or diagonal pivot p = Σ terms is determined: max over entries of Σ|terms| / |p|.
 
-    Uses the generated ``spec.kkt_factor``: the block elimination's factorizations once, then
-    solves applied by the estimator, their transposes by jax.linear_transpose.
+    ``bound`` ≥ Σ|terms| entrywise (the pivot printed with every sign dropped).  1 where no
+    cancellation happens, inf where the pivot is 0; an infinite entry (1/zᵢ at an underflowed zᵢ)
+    fixes its unknown exactly and counts as 1.
     """
-    dtype = jnp.result_type(float, *unknowns.values())
-    solve, row_abs = spec.kkt_factor(**params, **unknowns, **indicators)
-    blocks = jax.eval_shape(lambda: spec.residual(**params, **unknowns))
-    shapes = [blocks[r].shape for r in spec.ift_rows]
-    cuts = np.cumsum([0] + [int(np.prod(s)) for s in shapes])
+    value, bound = jnp.abs(jnp.ravel(value)), jnp.ravel(bound)
+    ratio = jnp.where(value > 0, bound / jnp.where(value > 0, value, 1.0), jnp.inf)
+    ratio = jnp.where(jnp.isinf(value), 1.0, ratio)
+    return jnp.max(ratio, initial=1.0)
 
-    def flat_solve(v):
-        return jnp.concatenate([jnp.ravel(x).astype(dtype)
-                                for x in solve(*[v[cuts[k]:cuts[k + 1]].reshape(s) for k, s in enumerate(shapes)])])
 
-    n = int(cuts[-1])
-    solve_t = jax.linear_transpose(flat_solve, jnp.zeros((n,), dtype))
-    g = jnp.concatenate([jnp.ravel(jnp.broadcast_to(r, s)).astype(dtype) for r, s in zip(row_abs, shapes, strict=True)])
-    return skeel_condition(flat_solve, lambda v: solve_t(v)[0], g, n, dtype)
+def factor_condition(kind, factors, dense):
+    """Skeel's condition number of a matrix pivot from its factorization ("cho": upper Cholesky
+    factor, "lu": jax.scipy.linalg.lu_factor's) and the pivot as a dense matrix."""
+    n, dtype = dense.shape[0], dense.dtype
+    if n == 0:
+        return jnp.ones((), dtype)
+    if kind == "cho":
+        def solve(v):
+            return jax.scipy.linalg.cho_solve((factors, False), v)
+        solve_t = solve  # a Cholesky pivot is symmetric
+    else:
+        def solve(v):
+            return jax.scipy.linalg.lu_solve(factors, v)
+
+        def solve_t(v):
+            return jax.scipy.linalg.lu_solve(factors, v, trans=1)
+    return skeel_condition(solve, solve_t, jnp.sum(jnp.abs(dense), axis=1), n, dtype)
 
 
 def complementarity_margin(spec: ProblemSpec, params, unknowns, scale):

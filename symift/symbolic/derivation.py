@@ -34,6 +34,7 @@ class Derivation:
         self._jacobians: dict = {}
         self._steps: dict = {}
         self._ift: IFTReport | None = None
+        self._pivots: list | None = None
 
     # ---- SPEC §2 attributes
     @property
@@ -110,6 +111,14 @@ class Derivation:
         self.check_names(None, param)
         return self._solve(param)[1]
 
+    @property
+    def pivots(self) -> list:
+        """The steps of the block elimination of ∂F/∂x (pivots and their conditions); MathError where
+        no invertible pivot is left.  The same for every right-hand side, so for every parameter."""
+        if self._pivots is None:
+            self._pivots = self.analysis.eliminate({r.name: _zero_rhs(r) for r in self.analysis.rows})[1]
+        return self._pivots
+
     def check_at(self, values: dict, dims: dict | None = None) -> dict:
         """Numeric IFT check at a point: is ∂F/∂x finite and nonsingular there (rank, condition)?"""
         return numeric_check(self.system, values, dims or {})
@@ -150,7 +159,7 @@ class Derivation:
                                "constraints and complementary slackness")
         smooth = self._smoothness()
         try:
-            _, steps = a.eliminate({r.name: _zero_rhs(r) for r in a.rows})
+            steps = self.pivots
         except MathError as exc:
             nonsing = Verdict("∂F/∂x nonsingular", False, exc.message)
         else:

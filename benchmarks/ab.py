@@ -1,0 +1,88 @@
+"""A/B: this checkout against another symift checkout (a commit), the same layers timed alternately.
+
+Each round starts one process per checkout; each process times jit(value_and_grad(Σ w∘z)) over a
+vmapped batch (median of --repeat after a warm-up) for softmax and sparsemax (n = 1000, batch 256)
+and the OptNet QP (n = 100, 100 inequalities, batch 128, qpth's data).  Alternating the processes
+for --rounds rounds spreads the machine's drift over both; the table gives the median over rounds
+and the ratio B/A.
+
+    git worktree add /tmp/old <commit>
+    python benchmarks/ab.py /tmp/old . [--rounds 3] [--repeat 5]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+from pathlib import Path
+
+CHILD = r"""
+import json, statistics, sys, time
+sys.path.insert(0, sys.argv[1])
+sys.path.insert(0, sys.argv[2])
+import jax, jax.numpy as jnp, numpy as np
+jax.config.update("jax_enable_x64", True)
+import symift
+from optnet import qpth_data
+
+def timed(f, *args, repeat):
+    jax.block_until_ready(f(*args))
+    times = []
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        jax.block_until_ready(f(*args))
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+def fwd_bwd(layer, params, w):
+    def loss(p):
+        return jnp.sum(w * jax.vmap(lambda q: layer(**q)["z"])(p))
+    return jax.jit(jax.value_and_grad(loss)), params
+
+repeat = int(sys.argv[3])
+rng = np.random.default_rng(1)
+out = {}
+root = sys.argv[1]
+for name, n in (("softmax", 1000), ("sparsemax", 1000)):
+    layer = symift.compile(symift.load(f"{root}/examples/{name}.ift"))
+    p = {"theta": jnp.asarray(rng.standard_normal((256, n)))}
+    f, a = fwd_bwd(layer, p, jnp.asarray(rng.standard_normal((256, n))))
+    out[f"{name} n=1000 b=256"] = timed(f, a, repeat=repeat)
+Q, q, G, h = qpth_data(rng, 128)
+p = {"Q": Q, "q": q, "G": G, "h": h, "A": np.zeros((128, 0, 100)), "b": np.zeros((128, 0))}
+layer = symift.compile(symift.load(f"{root}/examples/optnet_qp.ift"))
+f, a = fwd_bwd(layer, {k: jnp.asarray(v) for k, v in p.items()}, jnp.asarray(rng.standard_normal((128, 100))))
+out["OptNet n=100 b=128"] = timed(f, a, repeat=repeat)
+print(json.dumps(out))
+"""
+
+
+def run(root: Path, repeat: int) -> dict:
+    bench = Path(__file__).resolve().parent
+    proc = subprocess.run([sys.executable, "-c", CHILD, str(root), str(bench), str(repeat)],
+                          capture_output=True, text=True, check=True)
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("a", help="checkout A (e.g. a git worktree of the old commit)")
+    ap.add_argument("b", help="checkout B")
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--repeat", type=int, default=5)
+    args = ap.parse_args()
+    results = {"A": [], "B": []}
+    for _ in range(args.rounds):
+        results["A"].append(run(Path(args.a).resolve(), args.repeat))
+        results["B"].append(run(Path(args.b).resolve(), args.repeat))
+    print(f"A = {args.a}, B = {args.b}; fwd+bwd ms, median over {args.rounds} rounds of medians of {args.repeat}")
+    for key in results["A"][0]:
+        a = statistics.median(r[key] for r in results["A"])
+        b = statistics.median(r[key] for r in results["B"])
+        print(f"  {key:<22} A {1e3 * a:8.2f}   B {1e3 * b:8.2f}   B/A {b / a:5.2f}")
+
+
+if __name__ == "__main__":
+    main()
