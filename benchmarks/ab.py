@@ -7,7 +7,7 @@ for --rounds rounds spreads the machine's drift over both; the table gives the m
 and the ratio B/A.
 
     git worktree add /tmp/old <commit>
-    python benchmarks/ab.py /tmp/old . [--rounds 3] [--repeat 5]
+    python benchmarks/ab.py /tmp/old . [--rounds 3] [--repeat 5] [--b-options checks=false,strict=false]
 """
 from __future__ import annotations
 
@@ -42,26 +42,27 @@ def fwd_bwd(layer, params, w):
     return jax.jit(jax.value_and_grad(loss)), params
 
 repeat = int(sys.argv[3])
+options = json.loads(sys.argv[4])
 rng = np.random.default_rng(1)
 out = {}
 root = sys.argv[1]
 for name, n in (("softmax", 1000), ("sparsemax", 1000)):
-    layer = symift.compile(symift.load(f"{root}/examples/{name}.ift"))
+    layer = symift.compile(symift.load(f"{root}/examples/{name}.ift"), **options)
     p = {"theta": jnp.asarray(rng.standard_normal((256, n)))}
     f, a = fwd_bwd(layer, p, jnp.asarray(rng.standard_normal((256, n))))
     out[f"{name} n=1000 b=256"] = timed(f, a, repeat=repeat)
 Q, q, G, h = qpth_data(rng, 128)
 p = {"Q": Q, "q": q, "G": G, "h": h, "A": np.zeros((128, 0, 100)), "b": np.zeros((128, 0))}
-layer = symift.compile(symift.load(f"{root}/examples/optnet_qp.ift"))
+layer = symift.compile(symift.load(f"{root}/examples/optnet_qp.ift"), **options)
 f, a = fwd_bwd(layer, {k: jnp.asarray(v) for k, v in p.items()}, jnp.asarray(rng.standard_normal((128, 100))))
 out["OptNet n=100 b=128"] = timed(f, a, repeat=repeat)
 print(json.dumps(out))
 """
 
 
-def run(root: Path, repeat: int) -> dict:
+def run(root: Path, repeat: int, options: dict) -> dict:
     bench = Path(__file__).resolve().parent
-    proc = subprocess.run([sys.executable, "-c", CHILD, str(root), str(bench), str(repeat)],
+    proc = subprocess.run([sys.executable, "-c", CHILD, str(root), str(bench), str(repeat), json.dumps(options)],
                           capture_output=True, text=True, check=True)
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
@@ -72,12 +73,16 @@ def main():
     ap.add_argument("b", help="checkout B")
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--repeat", type=int, default=5)
+    ap.add_argument("--b-options", default="", metavar="checks=false,strict=false",
+                    help="compile options of checkout B (booleans), e.g. to time it without its checks")
     args = ap.parse_args()
+    b_options = {k: v.lower() == "true" for k, v in (o.split("=") for o in args.b_options.split(",") if o)}
     results = {"A": [], "B": []}
     for _ in range(args.rounds):
-        results["A"].append(run(Path(args.a).resolve(), args.repeat))
-        results["B"].append(run(Path(args.b).resolve(), args.repeat))
-    print(f"A = {args.a}, B = {args.b}; fwd+bwd ms, median over {args.rounds} rounds of medians of {args.repeat}")
+        results["A"].append(run(Path(args.a).resolve(), args.repeat, {}))
+        results["B"].append(run(Path(args.b).resolve(), args.repeat, b_options))
+    print(f"A = {args.a}, B = {args.b} {b_options or ''}; fwd+bwd ms, median over {args.rounds} rounds of "
+          f"medians of {args.repeat}")
     for key in results["A"][0]:
         a = statistics.median(r[key] for r in results["A"])
         b = statistics.median(r[key] for r in results["B"])

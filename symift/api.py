@@ -77,8 +77,9 @@ def compile(problem, solver=None, *, tol=None, maxiter=100, backward="auto", bac
         ∂F/∂x: "lu", "gmres", "bicgstab", "cg" (unconstrained minimization only).
     backward_tol: the backward solve's relative residual threshold (default 1e-8 in float64,
         1e-3 in float32); backward_maxiter: Krylov iterations (default 10 × the unknowns).
-    checks: estimate the condition number of ∂F/∂x at every solution (the ``cond`` status; a few
-        products and solves with the factorizations of the closed form); False skips it.
+    checks: measure the condition of ∂F/∂x's pivots at every solution (the ``cond`` status: the
+        IFT report's "holds if ..." conditions, with the factorizations the closed form uses);
+        False skips it.
     strict: irregular solutions (status ``regular`` false) get NaN tangents under jit and raise
         under an eager jax.grad; False keeps their tangents (the derivative on the computed active
         set), flagged only by the status.

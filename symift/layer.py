@@ -28,8 +28,8 @@ class Layer:
     whose tangent is dx = −(∂F/∂x)⁻¹ ∂F/∂θ·dθ — the derived closed form J·dθ, or a linear solve
     on the derived ∂F/∂x (:mod:`symift.runtime.implicit`) — so jit, vmap, grad, jacfwd and jacrev work.
     The result holds every variable and multiplier, the active-set indicators and the status of
-    the solution (symift.runtime.status): ``residual``, ``converged``, ``cond`` (condition
-    estimate of ∂F/∂x), ``margin`` (strict complementarity) and ``regular``.  Eager failures
+    the solution (symift.runtime.status): ``residual``, ``converged``, ``cond`` (the condition
+    of ∂F/∂x's pivots), ``margin`` (strict complementarity) and ``regular``.  Eager failures
     raise :class:`~symift.errors.MathError` (a non-converged or non-optimal forward solve, a
     singular or ill-conditioned ∂F/∂x, a failed backward solve, and under an eager jax.grad a
     degenerate active set); under jit the result is flagged (the status, NaN tangents).

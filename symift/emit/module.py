@@ -41,14 +41,14 @@ LAYER_DOC = '''    """The solution map: a dict of unknowns (variables and multip
     Also returns the active-set indicators and the solution's status: ``residual`` (max |F| at
     the solution, relative to the size of the data: divided by max(1, max |θ|)), ``converged``
     (residual <= tol; default 1e-9 in float64, 1e-4 in float32; the solver aims 1000 times
-    lower, or stops at the rounding floor once within tol), ``cond`` (an estimate of the
-    condition number (Skeel's) of dF/dx there; NaN where not estimated), ``margin`` (strict
+    lower, or stops at the rounding floor once within tol), ``cond`` (the condition of
+    dF/dx's pivots there, the IFT report's "holds if"; NaN where not estimated), ``margin`` (strict
     complementarity: min over the inequalities of max(multiplier, -g)) and ``regular`` (all of
     them as the implicit function theorem needs).  In eager use a non-converged solve, or a
     singular or ill-conditioned dF/dx, raises SolverError, and an eager jax.grad / jax.jvp
     also raises where strict complementarity fails; under jit or vmap the status is the flag,
     and the tangents of an irregular solution are NaN (strict=False keeps them).  checks=False
-    skips the condition estimate.
+    skips the pivots' condition.
 
     backward: "auto" (the closed form where one was derived, else a linear solve on dF/dx),
     "closed_form", or a linear solve "lu" | "gmres" | "bicgstab" | "cg".  A backward solve whose
