@@ -260,7 +260,8 @@ class ModuleWriter:
         Scalar and diagonal pivots by their cancellation (the pivot, and the pivot printed with
         absolute values: symift.runtime.status.pivot_condition); matrix pivots by Skeel's condition
         number from the factorization the closed form uses (factor_condition).  These are the
-        conditions the IFT report states symbolically, measured at a solution.
+        conditions the IFT report states symbolically, measured at a solution; a scalar or diagonal
+        pivot the derivation proves nonzero (softmax's diag(1/z) with z > 0) is not measured.
         """
         args = ["*", *self.params, *self.d.unknowns, *self.d.indicators]
 
@@ -270,8 +271,8 @@ class ModuleWriter:
             conditions = []
             for step in self.d.pivots:
                 P = step.pivot
-                if step.kind == "identity":
-                    continue
+                if step.kind == "identity" or (step.kind in ("scalar", "diagonal") and step.condition is None):
+                    continue  # proven nonzero for every admissible value: nothing to measure
                 if step.kind == "scalar":
                     value = Scalar(P) if is_matrix(P) else P
                     conditions.append(f"pivot_condition({em.scalar(value)}, {absolute.scalar(value)})")

@@ -12,8 +12,9 @@ each condition is measured:
   p = 0); a matrix pivot (a declared-pd Q, a Schur complement A Q⁻¹ Aᵀ) by Skeel's condition
   number ‖ |P⁻¹| |P| ‖∞, estimated by Hager's method as refined by Higham (LAPACK's xLACN2) from
   the factorization the closed form uses: a few solves with it and its transpose.  Both are
-  invariant to scaling a row, as the solution's sensitivity is (softmax's pivot diag(1/z) has
-  condition 1 however small z gets).  ``cond`` is the largest; regular while
+  invariant to scaling a row, as the solution's sensitivity is (a pivot diag(1/z) has condition 1
+  however small z gets).  Scalar and diagonal pivots that the derivation proves nonzero for every
+  admissible value are not measured.  ``cond`` is the largest (1 when nothing is measured); regular while
   cond ≤ ``cond_limit(dtype)`` = 0.01/ε (4.5e13 in float64, 8.4e4 in float32), so a tangent
   keeps at least two correct digits.
 * ``margin`` — strict complementarity: minᵢ max(λᵢ, −gᵢ) over the inequality constraints (λᵢ on
