@@ -164,6 +164,8 @@ def away_from_kinks(derivative):
     apply (the report states "t ≠ 0" as a smoothness requirement: symift.symbolic.conditions), so
     the derivative is the one that holds where they are smooth — never a DiracDelta.
     """
+    if not derivative.has(sp.DiracDelta):
+        return derivative
     return derivative.replace(lambda a: isinstance(a, sp.DiracDelta), lambda a: sp.S.Zero)
 
 
