@@ -1,4 +1,4 @@
-"""Shared test helpers: a numeric evaluator for symift's sympy expressions, random points.
+"""Shared test helpers: a numeric evaluator for symift's sympy expressions, random points, layers.
 
 ``evaluate(expr, values, dims)`` substitutes concrete sizes and numbers into an expression built
 from symift's vocabulary (``MatMul``, ``HadamardProduct``, ``ElementwiseApplyFunction``,
@@ -7,11 +7,26 @@ sympy's own explicit evaluation, the path a user takes with ``J.subs(...).as_exp
 """
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import sympy as sp
 from sympy.matrices.expressions.matexpr import MatrixExpr
 
-__all__ = ["evaluate", "random_point", "symbols_of"]
+import symift
+
+__all__ = ["EXAMPLES", "evaluate", "layer_of", "random_point", "symbols_of"]
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+_LAYERS: dict = {}
+
+
+def layer_of(name, **options):
+    """The compiled layer of examples/<name>.ift, made once per options (compiling takes seconds)."""
+    key = (name, tuple(sorted(options.items(), key=lambda kv: kv[0])))
+    if key not in _LAYERS:
+        _LAYERS[key] = symift.compile(symift.load(EXAMPLES / f"{name}.ift"), **options)
+    return _LAYERS[key]
 
 
 def _size(d, dims: dict) -> int:

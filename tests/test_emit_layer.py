@@ -8,7 +8,6 @@ import subprocess
 import sys
 import textwrap
 import warnings
-from pathlib import Path
 
 import jax
 import jax.numpy as jnp
@@ -24,21 +23,12 @@ from catalogue import (
     sparsemax_solve,
     spd,
 )
+from helpers import EXAMPLES, layer_of
 from jax.test_util import check_grads
 
 import symift
 import symift.runtime.batching
 from symift.runtime import STATUS_KEYS
-
-EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
-_LAYERS: dict = {}
-
-
-def layer_of(name, **options):
-    key = (name, tuple(sorted(options.items())))
-    if key not in _LAYERS:
-        _LAYERS[key] = symift.compile(symift.load(EXAMPLES / f"{name}.ift"), **options)
-    return _LAYERS[key]
 
 
 def cases(n=5):

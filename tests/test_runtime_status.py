@@ -5,25 +5,14 @@ that depend on the dtype only — never on whether LAPACK meets an exact zero pi
 """
 from __future__ import annotations
 
-from pathlib import Path
-
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 from catalogue import optnet_case, spd
+from helpers import layer_of
 
 import symift
-
-EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
-_LAYERS: dict = {}
-
-
-def layer_of(name, **options):
-    key = (name, tuple(sorted(options.items())))
-    if key not in _LAYERS:
-        _LAYERS[key] = symift.compile(symift.load(EXAMPLES / f"{name}.ift"), **options)
-    return _LAYERS[key]
 
 
 def skeel(M):
