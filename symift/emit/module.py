@@ -518,20 +518,10 @@ def newton_system(d: Derivation):
         return None
 
 
-def _is_vector(sym) -> bool:
-    return is_matrix(sym)
-
-
 def _short(J, limit: int = 40) -> str:
     """``: <text of J>`` for a small expression (docstrings stay readable), else nothing."""
     size = sum(1 for _ in sp.preorder_traversal(J))
     return f": {text(J)}" if size <= limit else " (see the derivation)"
-
-
-def _unused_dim(line: str, text: str) -> bool:
-    """A ``n = jnp.shape(...)`` line whose name is used nowhere else."""
-    m = re.match(r"\s+(\w+) = jnp\.shape\(", line)
-    return bool(m) and len(re.findall(rf"\b{m.group(1)}\b", text)) == 1
 
 
 def _is_zero(J) -> bool:

@@ -29,6 +29,7 @@ from .status import complementarity_margin, cond_limit
 #: The status entries of a layer's result, besides the unknowns and the indicators.
 STATUS_KEYS = ("residual", "converged", "cond", "margin", "regular")
 
+
 def data_scale(args):
     """max(1, max |θ|) over every parameter entry: the KKT residual is measured relative to it, so
     that tol means the same for data of size 1 and of size 1000 (rounding alone leaves a
@@ -181,12 +182,13 @@ def _check_eagerly(spec, probes, args, sol, status, tol, method, backward_tol, b
         raise SolverError(f"the solver's result is not optimal: KKT residual {float(res):.3g} > tol = {tol:g} "
                           "(stationarity with least-squares multipliers, feasibility, complementarity); "
                           "pass a larger tol= to accept a less accurate solver")
-    cond = concrete(status["cond"])
-    singular = cond is not None and float(cond) > float(cond_limit(jnp.result_type(res)))
-    message = (f"dF/dx is singular or ill-conditioned at this solution (condition estimate {float(cond):.3g} > "
-               f"{float(cond_limit(jnp.result_type(res))):.3g}): the implicit function theorem does not apply "
-               "there. For a constrained problem: the gradients of the active constraints are linearly "
-               "dependent, or the Hessian of the Lagrangian is singular on their null space") if singular else ""
+    cond, limit = concrete(status["cond"]), float(cond_limit(jnp.result_type(res)))
+    singular = cond is not None and float(cond) > limit
+    message = (f"dF/dx is singular or ill-conditioned at this solution: a pivot of its block elimination has "
+               f"condition {float(cond):.3g} > {limit:.3g} (a '∂F/∂x nonsingular: holds if' condition of the "
+               "derivation fails here), so the implicit function theorem does not apply. For a constrained "
+               "problem: the gradients of the active constraints are linearly dependent, or the Hessian of the "
+               "Lagrangian is singular on their null space") if singular else ""
     if strict and singular and solver is None:
         # the multipliers of the built-in solve are then arbitrary (a user solver's are recovered by
         # least squares: the minimum-norm ones, and only the derivative is missing)
