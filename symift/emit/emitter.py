@@ -81,6 +81,9 @@ class Emitter:
         self.names = dict(names)      # sympy symbol (Symbol / MatrixSymbol / Dummy) -> code
         self.pd = set(pd)             # MatrixSymbols declared positive definite
         self.positive: set = set()    # vector symbols known to be > 0 (interior-point iterates)
+        #: 0/1 active-set indicators: s∘v is printed jnp.where(s != 0, v, 0), so that an entry of v
+        #: that is infinite where s = 0 (p^-1/2 at an active bound p = 0) does not give inf·0 = NaN
+        self.indicators: set = set()
         self.indent = indent
         self.lines: list[str] = []
         self.cache: dict = {}
@@ -274,6 +277,11 @@ class Emitter:
     def elementwise(self, e) -> str:
         if isinstance(e, sp.HadamardProduct):
             # factors in one order, so u∘v and v∘u are one temporary
+            masks = sorted((a for a in e.args if a in self.indicators), key=str)
+            rest = [a for a in e.args if a not in self.indicators]
+            if masks and rest and any(not self._finite(a) for a in rest):
+                where = " & ".join(f"({self.vec(m)} != 0)" for m in masks)
+                return f"jnp.where({where}, ({' * '.join(sorted(self.vec(a) for a in rest))}), 0.0)"
             return "(" + " * ".join(sorted(self.vec(a) for a in e.args)) + ")"
         if isinstance(e, sp.HadamardPower):
             base, p = self.vec(e.base), e.exp
@@ -285,6 +293,23 @@ class Emitter:
         lam = e.function
         (var,) = lam.variables
         return self.scalar(lam.expr, extra={var: self.vec(e.expr)})
+
+    def _finite(self, e) -> bool:
+        """Is every entry of the vector expression finite wherever its symbols are (no negative
+        powers, no functions with poles)?  Then s∘e needs no mask."""
+        if isinstance(e, (sp.MatrixSymbol, sp.OneMatrix)):
+            return True
+        if isinstance(e, sp.HadamardPower):
+            return e.exp.is_nonnegative is True and self._finite(e.base)
+        if isinstance(e, (sp.HadamardProduct, sp.MatAdd)):
+            return all(self._finite(a) for a in e.args if isinstance(a, MatrixExpr))
+        if isinstance(e, sp.MatMul):
+            return all(self._finite(a) for a in e.args if isinstance(a, MatrixExpr))
+        if isinstance(e, sp.Transpose):
+            return self._finite(e.arg)
+        if isinstance(e, ElementwiseApplyFunction):
+            return e.function.expr.func in (sp.exp, sp.sin, sp.cos, sp.tanh) and self._finite(e.expr)
+        return False
 
     # ---- positive definiteness, for Cholesky instead of LU
     def is_pd(self, X) -> bool:

@@ -105,7 +105,14 @@ class ModuleWriter:
         return self.layout.py[name]
 
     def emitter(self):
-        return Emitter(self.layout.names(), self.pd)
+        em = Emitter(self.layout.names(), self.pd)
+        em.indicators = self.indicator_symbols
+        return em
+
+    @property
+    def indicator_symbols(self) -> set:
+        alg = self.d.analysis.alg
+        return {alg.vectors[s][0] for s, _, _ in self.d.analysis.indicators.values() if s in alg.vectors}
 
     def dims_code(self, em: Emitter, available: list) -> list:
         """Lines binding every dim to the shape of an available argument."""
@@ -261,12 +268,14 @@ class ModuleWriter:
         absolute values: symift.runtime.status.pivot_condition); matrix pivots by Skeel's condition
         number from the factorization the closed form uses (factor_condition).  These are the
         conditions the IFT report states symbolically, measured at a solution; a scalar or diagonal
-        pivot the derivation proves nonzero (softmax's diag(1/z) with z > 0) is not measured.
+        pivot the derivation proves nonzero (softmax's diag(1/z) with z > 0) is not measured.  Two bounds
+        l ≤ x ≤ u that the elimination assumes never active together add the condition of l − u.
         """
         args = ["*", *self.params, *self.d.unknowns, *self.d.indicators]
 
         def build(em):
             absolute = AbsoluteEmitter(self.layout.names(), self.pd)
+            absolute.indicators = absolute.plain.indicators = self.indicator_symbols
             absolute.counter = em.counter  # one numbering: the temporaries share the function's scope
             conditions = []
             for step in self.d.pivots:
@@ -283,6 +292,12 @@ class ModuleWriter:
                     P = P.as_coeff_mmul()[1].doit() if isinstance(P, sp.MatMul) else P
                     kind, factors, dense = em.factorization(P)
                     conditions.append(f"factor_condition({kind!r}, {factors}, {dense})")
+            for pair in self.d.exclusive_used:  # l − u < 0: how well l and u are told apart
+                value = pair.c
+                if is_matrix(value):
+                    conditions.append(f"pivot_condition({em.vec(value)}, {absolute.vec(value)})")
+                else:
+                    conditions.append(f"pivot_condition({em.scalar(value)}, {absolute.scalar(value)})")
             em.lines += absolute.lines
             if not conditions:
                 return "jnp.ones(())"

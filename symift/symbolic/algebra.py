@@ -38,6 +38,7 @@ class Facts:
     symmetric: set = field(default_factory=set)       # MatrixSymbols with Mᵀ = M
     invertible: set = field(default_factory=set)      # MatrixSymbols known nonsingular (pd)
     indicators: set = field(default_factory=set)      # placeholders with values in {0, 1}
+    exclusive: set = field(default_factory=set)       # pairs (a, b) of indicators with (1 − a)(1 − b) = 0
     reductions: dict = field(default_factory=dict)    # reduction symbol -> value (1ᵀz = 1)
     cited: dict = field(default_factory=dict)         # fact key -> sentence
     used: list = field(default_factory=list)          # sentences used, in order
@@ -185,6 +186,30 @@ class Algebra(SympyWriter):
                 t = t0 * (1 - a) + t1 * a
                 self.facts.use(("indicator", a))
         t = sp.expand(sp.powsimp(t))
+        if self.facts.exclusive and t.free_symbols & self.facts.indicators:
+            t = self._exclusive(t)
+        return t
+
+    def _exclusive(self, t):
+        """Two constraints that cannot both be active ((1 − a)(1 − b) = 0, e.g. l ≤ x ≤ u with
+        l < u): a·b = a + b − 1, so a multilinear template has no product of such a pair."""
+        changed = True
+        while changed:
+            changed = False
+            terms = []
+            for term in sp.Add.make_args(t):
+                factors = term.free_symbols & self.facts.indicators
+                pair = next(((a, b) for a, b in sorted(self.facts.exclusive, key=str)
+                             if a in factors and b in factors), None)
+                if pair is None:
+                    terms.append(term)
+                    continue
+                a, b = pair
+                rest = term.subs({a: 1, b: 1})
+                terms.append(sp.expand(rest * (a + b - 1)))
+                self.facts.use(("exclusive", a, b))
+                changed = True
+            t = sp.Add(*terms)
         return t
 
     def split_template(self, t):

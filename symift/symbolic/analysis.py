@@ -12,6 +12,9 @@ other rows by their Schur complements, and simplifying with the KKT facts:
 """
 from __future__ import annotations
 
+import itertools
+from dataclasses import dataclass
+
 import sympy as sp
 
 from ..language.model import unparse
@@ -22,6 +25,20 @@ from .conditions import describe
 from .eliminate import Eliminator
 from .expr import is_matrix
 from .kkt import Block, KKTSystem, Unknown
+
+
+@dataclass
+class Exclusive:
+    """Two inequality blocks that cannot be active at the same entry: g₁ + α g₂ = c < 0 with α > 0 and
+    c free of the variables (x ≥ l and x ≤ u: c = l − u).  Then (1 − s₁)(1 − s₂) = 0."""
+
+    first: str               # multiplier names
+    second: str
+    c: sp.Basic              # c as a sympy scalar or vector expression
+    size: sp.Basic
+    proven: bool             # c < 0 follows from the declarations (else it is a condition)
+    condition: str           # "l - u < 0 elementwise"
+    sentence: str            # the fact as the derivation cites it
 
 
 class Analysis(Eliminator):
@@ -35,10 +52,12 @@ class Analysis(Eliminator):
         self.assumptions: list = []          # stated in the report (strict complementarity, ...)
         self.inactive: dict = {}             # multiplier name -> reason
         self.indicators: dict = {}           # multiplier name -> (indicator, meaning)
+        self.exclusive: list[Exclusive] = []  # pairs of inequality blocks never active together
         self.rows: list[Block] = list(kkt.residual)
         self.unknowns: list[Unknown] = list(kkt.unknowns)
         self._declare_facts()
         self._active_sets()
+        self._exclusive_pairs()
         self.blocks = self._blocks()
 
     # ---- facts
@@ -96,6 +115,58 @@ class Analysis(Eliminator):
             self.indicators[m.name] = (s, size, meaning)
             self.assumptions.append(
                 f"strict complementarity for {m.name}: {m.name}ᵢ > 0 wherever gᵢ = 0 ({name}ᵢ = 0)")
+
+    def _exclusive_pairs(self):
+        """Pairs of inequality blocks on the same entries whose g's add up, with a positive weight, to
+        something free of the variables and not provably ≥ 0: two bounds l ≤ x ≤ u.  Where the sum is
+        negative an entry cannot be at both bounds, which the elimination needs (both active at once
+        makes ∂F/∂x singular); it is a fact when the declarations prove it, else a stated condition."""
+        primal = set()
+        for u in self.kkt.unknowns:
+            if u.kind == "primal":
+                primal.add(self.alg.vector_placeholder(u.symbol) if is_matrix(u.symbol) else u.symbol)
+        blocks = [(m, self.indicators[m.name]) for m in self.kkt.multipliers if m.name in self.indicators]
+        for (m1, (s1, size1, _)), (m2, (s2, size2, _)) in itertools.combinations(blocks, 2):
+            if size1 != size2 or is_matrix(m1.function) != is_matrix(m2.function):
+                continue
+            t1, t2 = self.template(m1.function), self.template(m2.function)
+            if t1 is None or t2 is None:
+                continue
+            shared = sorted((t1.free_symbols & t2.free_symbols) & primal, key=str)
+            if not shared or (t1.free_symbols | t2.free_symbols) & primal - set(shared):
+                continue
+            alpha = sp.cancel(-sp.diff(t1, shared[0]) / sp.diff(t2, shared[0]))
+            if alpha.free_symbols & primal or not alpha.is_positive:
+                continue
+            c = sp.expand(t1 + alpha * t2)
+            if c.free_symbols & primal or c.is_nonnegative:
+                continue
+            value = self.alg.vector_to_sympy(c, size1) if is_matrix(m1.function) else c
+            elementwise = " elementwise" if is_matrix(m1.function) else ""
+            condition = f"{describe(self.alg, value)} < 0{elementwise}"
+            proven = bool(c.is_negative) or bool(sp.expand(c.xreplace(self._orders())).is_negative)
+            weight = "" if alpha == 1 else f"{alpha} times "
+            sentence = (f"'{m1.name}' and '{m2.name}' are never active at the same entry: g of '{m1.name}' plus "
+                        f"{weight}g of '{m2.name}' is {condition}{'' if proven else ' (assumed)'}, "
+                        f"so (1 - {s1.name})∘(1 - {s2.name}) = 0")
+            self.exclusive.append(Exclusive(m1.name, m2.name, value, size1, proven, condition, sentence))
+            self.facts.exclusive.add((s1, s2))
+            self.facts.cited[("exclusive", s1, s2)] = sentence
+
+    def _orders(self) -> dict:
+        """u ↦ l + gap (gap > 0) for every ``param u > l``: a substitution that proves l − u < 0."""
+        out = {}
+        for p in self.kkt.problem.params:
+            if p.above:
+                hi, lo = self.kkt.builder.symbols[p.name], self.kkt.builder.symbols[p.above]
+                key = self.alg.vector_placeholder(hi) if is_matrix(hi) else hi
+                low = self.alg.vector_placeholder(lo) if is_matrix(lo) else lo
+                out[key] = low + sp.Dummy(f"gap_{p.name}", positive=True)
+        return out
+
+    def template(self, g):
+        lin = self.alg.lin(g)
+        return self.alg.template_of(lin) if is_matrix(g) else self.alg.as_scalar(lin)
 
     # ---- blocks
     def _blocks(self) -> dict:

@@ -119,6 +119,15 @@ class Derivation:
             self._pivots = self.analysis.eliminate({r.name: _zero_rhs(r) for r in self.analysis.rows})[1]
         return self._pivots
 
+    @property
+    def exclusive_used(self) -> list:
+        """Pairs of inequality blocks never active at the same entry (two bounds l ≤ x ≤ u) that the
+        elimination relies on.  Where the declarations do not prove it (l < u), it is a condition of
+        the IFT; either way the layer measures it at a solution like the pivots (l = u passed to a
+        'param u > l' is caught too)."""
+        used = {fact for step in self.pivots for fact in step.facts}
+        return [p for p in self.analysis.exclusive if p.sentence in used]
+
     def check_at(self, values: dict, dims: dict | None = None) -> dict:
         """Numeric IFT check at a point: is ∂F/∂x finite and nonsingular there (rank, condition)?"""
         return numeric_check(self.system, values, dims or {})
@@ -164,11 +173,22 @@ class Derivation:
             nonsing = Verdict("∂F/∂x nonsingular", False, exc.message)
         else:
             conditions = [s.condition for s in steps if s.condition]
+            conditions += [f"{p.condition} ('{p.first}' and '{p.second}' never active together)"
+                           for p in self.exclusive_used if not p.proven]
             pivots = ", ".join(f"{s.kind} pivot for {s.unknown}" for s in steps)
             nonsing = Verdict("∂F/∂x nonsingular", True if not conditions else None,
                               f"block elimination: {pivots}", [_tidy(c) for c in conditions])
         assumptions = list(a.assumptions) + list(a.inactive.values())
         return IFTReport(solution, smooth, nonsing, assumptions)
+
+    def _bound_at_zero(self, value):
+        """The indicator of an inequality block g = −value ≤ 0 (value ≥ 0 is a constraint), if any."""
+        a = self.analysis
+        for m in self.system.multipliers:
+            if m.name in a.indicators and _negated(a.template(m.function), value):
+                s = a.indicators[m.name][0]
+                return a.alg.vectors[s][0].name if s in a.alg.vectors else s.name
+        return None
 
     def _smoothness(self) -> Verdict:
         reqs, failed, why = [], [], []
@@ -178,8 +198,14 @@ class Derivation:
                 value = alg.template_of(alg.lin(arg)) if is_matrix(arg) else alg.scalar(arg)
                 ok = value.is_positive if relation == ">" else value.is_nonzero
                 text = f"{plain(arg)} {relation} 0" + (" elementwise" if is_matrix(arg) else "")
+                bound = self._bound_at_zero(value) if relation == ">" and not ok else None
                 if ok:
                     why.append(f"{what} needs {text}, which the declarations give")
+                elif bound is not None:  # p^1.5 with p ≥ 0: smooth where p > 0, i.e. off the active set
+                    s = bound
+                    why.append(f"{what} needs {text}: it holds where '{plain(arg)} >= 0' is inactive ({s} = 1) "
+                               f"under strict complementarity; where it is active, {plain(arg)} = 0 is fixed "
+                               "and the IFT applies to F without those entries' stationarity")
                 elif ok is False:
                     failed.append(text)
                 elif text not in reqs:
@@ -191,6 +217,10 @@ class Derivation:
             return Verdict("F continuously differentiable", False, "violated: " + "; ".join(failed))
         reason = "; ".join(dict.fromkeys(why)) or "F is built from smooth functions"
         return Verdict("F continuously differentiable", True if not reqs else None, reason, reqs)
+
+
+def _negated(a, b) -> bool:
+    return a is not None and b is not None and sp.expand(a + b) == 0
 
 
 def _zero_rhs(row):

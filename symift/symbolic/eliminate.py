@@ -101,7 +101,11 @@ class Eliminator:
         return solution
 
     def _choose_pivot(self, M, rows, cols):
-        best = None
+        """The cheapest invertible pivot: by kind (identity < scalar < diagonal < declared pd <
+        general; unproven nonzero after proven), then by what its Schur complements do to the blocks
+        left (a scalar pivot that turns a diagonal block into diagonal + rank one comes after a
+        diagonal pivot that keeps it diagonal: capped simplex), then by fill and position."""
+        candidates = []
         for r in rows:
             for c in cols:
                 blk = M.get((r, c))
@@ -117,27 +121,70 @@ class Eliminator:
                 if kind == "symbol" and cond is not None and cond not in self.facts.invertible:
                     kind = "general"
                 fill = sum((r, c2) in M for c2 in cols) + sum((r2, c) in M for r2 in rows)
-                cost = (_KIND_COST[kind] + (verdict is None), fill, rows.index(r), cols.index(c))
-                if best is None or cost < best[0]:
-                    text = None
-                    if kind == "scalar" and verdict is None:
-                        value = self.alg.scalar_to_sympy(cond)
-                        number, rest = sp.factor_terms(value).as_coeff_Mul()  # 2x ≠ 0 is x ≠ 0
-                        text = f"{describe(self.alg, rest if number != 0 else value)} ≠ 0"
-                    elif kind == "diagonal" and verdict is None:  # the template as the vector it stands for
-                        text = f"{describe(self.alg, self.alg.vector_to_sympy(cond, blk.shape[0]))} ≠ 0 elementwise"
-                    elif kind == "general":
-                        text = f"{describe(self.alg, self.alg.to_sympy(blk))} is nonsingular"
-                    elif kind == "symbol" and cond not in self.facts.invertible:
-                        text = f"{cond} is nonsingular"
-                    best = (cost, (r, c, inv, kind, text))
-        return None if best is None else best[1]
+                candidates.append(((_KIND_COST[kind] + (verdict is None), fill, rows.index(r), cols.index(c)),
+                                   (r, c, inv, kind, cond, verdict, blk)))
+        if not candidates:
+            return None
+        first = min(cost[0] for cost, _ in candidates)
+        tied = [(cost, cand) for cost, cand in candidates if cost[0] == first]
+        if len(tied) > 1:
+            tied = [((cost[0], self._degradation(M, rows, cols, cand), *cost[1:]), cand) for cost, cand in tied]
+        r, c, inv, kind, cond, verdict, blk = min(tied, key=lambda x: x[0])[1]
+        text = None
+        if kind == "scalar" and verdict is None:
+            value = self.alg.scalar_to_sympy(cond)
+            number, rest = sp.factor_terms(value).as_coeff_Mul()  # 2x ≠ 0 is x ≠ 0
+            text = f"{describe(self.alg, rest if number != 0 else value)} ≠ 0"
+        elif kind == "diagonal" and verdict is None:  # the template as the vector it stands for
+            text = f"{describe(self.alg, self.alg.vector_to_sympy(cond, blk.shape[0]))} ≠ 0 elementwise"
+        elif kind == "general":
+            text = f"{describe(self.alg, self.alg.to_sympy(blk))} is nonsingular"
+        elif kind == "symbol" and cond not in self.facts.invertible:
+            text = f"{cond} is nonsingular"
+        return r, c, inv, kind, text
+
+    def _degradation(self, M, rows, cols, candidate) -> int:
+        """How much worse the square blocks left get if ``candidate`` is the pivot: the sum of their
+        kinds' costs after its Schur complements minus before (a block that appears counts whole)."""
+        r, c, inv = candidate[:3]
+        trace, used = list(self.facts.trace), list(self.facts.used)  # a trial: cite nothing
+        try:
+            total = 0
+            for r2 in rows:
+                if r2 == r or (r2, c) not in M:
+                    continue
+                factor = self.alg.mul(M[r2, c], inv)
+                for c2 in cols:
+                    if c2 == c or (r, c2) not in M:
+                        continue
+                    old = M.get((r2, c2))
+                    new = self.alg.simplify((old if old is not None else Lin(M[r2, c].shape[:1] + M[r, c2].shape[1:]))
+                                            - self.alg.mul(factor, M[r, c2]))
+                    if new.shape[0] != new.shape[1]:
+                        continue
+                    total += self._kind_cost(new) - (self._kind_cost(old) if old is not None else 0)
+            return total
+        finally:
+            self.facts.trace[:], self.facts.used[:] = trace, used
+
+    def _kind_cost(self, blk) -> int:
+        if blk.is_zero:
+            return 0
+        try:
+            _, kind, cond = self.alg.inverse(blk)
+        except ZeroDivisionError:
+            return _KIND_COST["general"]
+        if kind == "symbol" and cond is not None and cond not in self.facts.invertible:
+            kind = "general"
+        return _KIND_COST[kind]
 
     def nonzero(self, t) -> bool | None:
         """Is the template/scalar t nonzero everywhere? (0/1 indicators are enumerated)."""
         t = as_sympy(t)
         inds = sorted(t.free_symbols & self.facts.indicators, key=str)
-        values = itertools.product((0, 1), repeat=len(inds))
+        exclusive = [(inds.index(a), inds.index(b)) for a, b in self.facts.exclusive if a in inds and b in inds]
+        values = [v for v in itertools.product((0, 1), repeat=len(inds))
+                  if not any(v[i] == 0 and v[j] == 0 for i, j in exclusive)]  # not both active
         cases = [t.subs(dict(zip(inds, v, strict=True))) for v in values] if inds else [t]
         verdicts = []
         for case in cases:

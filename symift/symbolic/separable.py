@@ -40,6 +40,10 @@ class Bound:
     multiplier: str
     sign: int
     value: sp.Expr           # scalar template over the opaque symbols
+    #: stationarity at the bound (λ = 0) where ψ(ν) is defined only inside the domain (xᵢ^1.5 with
+    #: xᵢ ≥ 0: ψ = (θ + 4/3 − ν)²/4 turns back up past the bound): the bound is active iff the test
+    #: is ≥ 0 (lower) or ≤ 0 (upper), which is right for any strictly convex φ; None: plain clip
+    test: sp.Expr | None = None
 
 
 @dataclass(frozen=True)
@@ -151,13 +155,24 @@ def _reduce(d) -> SeparableDual:
         raise NotSeparable("two bounds on the same side of x")
     (stationarity,) = [b for b in kkt.residual if b.kind == "stationarity"]
     stat = sc(stationarity.expr)
-    if not sp.diff(stat, xi).is_positive:   # φ'' > 0: one solution, and clipping is the projection
+    lower = next((b for b in bounds if b.sign < 0 and b.value.is_number), None)
+    inside = sp.Dummy("t", positive=True)   # xᵢ = bound + t with t > 0: the domain above a lower bound
+    if sp.diff(stat, xi).is_positive:   # φ'' > 0: one solution, and clipping is the projection
+        solutions = sp.solve(stat, xi, dict=False)
+    elif lower is not None and sp.diff(stat, xi).subs(xi, lower.value + inside).is_positive:
+        # strictly convex above the bound only (p^1.5, sqrt): solve there, and decide activity by
+        # the sign of stationarity at the bound rather than by clipping ψ
+        test = stat.subs(xi, lower.value)
+        if test.has(sp.zoo, sp.nan, sp.oo, -sp.oo):
+            raise NotSeparable("stationarity is not finite at the bound")
+        solutions = [lower.value + r for r in sp.solve(stat.subs(xi, lower.value + inside), inside, dict=False)]
+        bounds = [Bound(b.multiplier, b.sign, b.value, test if b is lower else None) for b in bounds]
+    else:
         raise NotSeparable("the objective is not provably strictly convex in each entry")
-    solutions = sp.solve(stat, xi, dict=False)
     if len(solutions) != 1 or solutions[0].has(sp.I, sp.Piecewise, sp.LambertW):
         raise NotSeparable("stationarity has no unique closed-form solution")
     primal = solutions[0]
-    if sp.simplify(stat.subs(xi, primal)) != 0:
+    if not _satisfies(stat.subs(xi, primal), next((b.test for b in bounds if b.test is not None), None), nu):
         raise NotSeparable("sympy's solution does not satisfy stationarity")
     # ψ must be real for every ν (and positive for a '> 0' variable unless a bound clips it), so
     # that the dual equation is defined on the whole line the Newton method searches
@@ -175,6 +190,23 @@ def _reduce(d) -> SeparableDual:
         dual, exponent = _closed_form_dual(primal, nu, logw)
     return SeparableDual(var.name, xi, {s: e for e, s in sc.opaque.items()}, primal, nu,
                          eqs[0] if eqs else None, tuple(bounds), inactive, dual, logw, exponent)
+
+
+def _satisfies(residual, test, nu) -> bool:
+    """Stationarity at ψ is 0; with a bound test, where it is used (test < 0, the bound inactive):
+    test = −w with w > 0 is solved for ν (or a parameter) and substituted (√((θ+4/3−ν)²) = θ+4/3−ν)."""
+    if sp.simplify(residual) == 0:
+        return True
+    if test is None:
+        return False
+    w = sp.Dummy("w", positive=True)
+    for symbol in ([nu] if nu is not None else []) + sorted(test.free_symbols - {nu}, key=str):
+        if symbol is None or symbol not in test.free_symbols:
+            continue
+        roots = sp.solve(test + w, symbol, dict=False)
+        if len(roots) == 1:
+            return sp.simplify(residual.subs(symbol, roots[0])) == 0
+    return False
 
 
 def _closed_form_dual(primal, nu, logw):

@@ -28,8 +28,15 @@ class SympyWriter:
         return terms[0] if len(terms) == 1 else sp.MatAdd(*terms)
 
     def term_to_sympy(self, t: Term, shape):
-        coeff = self.scalar_to_sympy(t.coeff)
-        mats = [self.factor_to_sympy(f) for f in t.factors]
+        coeff, factors = t.coeff, []
+        for f in t.factors:  # −(s_lo∘s_hi) as a vector: the sign goes to the coefficient
+            if isinstance(f, (Diag, Col, Row)):
+                readable = self.readable_template(f.t)
+                if readable != f.t and readable.could_extract_minus_sign():
+                    coeff, f = -coeff, type(f)(-readable, f.size)
+            factors.append(f)
+        coeff = self.scalar_to_sympy(coeff)
+        mats = [self.factor_to_sympy(f) for f in factors]
         if not mats:
             return coeff * sp.Identity(shape[0])
         return sp.MatMul(coeff, *mats) if coeff != 1 else (mats[0] if len(mats) == 1 else sp.MatMul(*mats))
@@ -48,13 +55,13 @@ class SympyWriter:
         return sp.Inverse(self.to_sympy(f.lin))
 
     def scalar_to_sympy(self, c):
-        c = as_sympy(c)
+        c = self._readable_sums(as_sympy(c))
         subs = {r: Scalar(self.to_sympy(self.reductions[r])) for r in c.free_symbols if r in self.reductions}
         return c.xreplace(subs) if subs else c
 
     def vector_to_sympy(self, t, size):
         """A template as a vector expression: Hadamard products, powers, elementwise functions."""
-        t = as_sympy(t)
+        t = self.readable_template(as_sympy(t))
         holders = self.placeholders_in(t)
         if not holders:
             return self.scalar_to_sympy(t) * sp.OneMatrix(size, 1)
@@ -76,6 +83,44 @@ class SympyWriter:
             return ElementwiseApplyFunction(sp.Lambda(d, t.func(d)), self.vector_to_sympy(t.args[0], size))
         raise NotImplementedError(f"cannot write {t} as a vector expression")
 
+    def _readable_sums(self, c):
+        """n − 1ᵀs_lo − 1ᵀs_hi as −1ᵀ(s_lo∘s_hi) for exclusive indicators (see readable_template)."""
+        if not self.facts.exclusive or not c.free_symbols & set(self.reductions):
+            return c
+        for a, b in sorted(self.facts.exclusive, key=str):
+            size = self.vectors[a][1] if a in self.vectors else None
+            if size is None:
+                continue
+            sums = {}
+            for v in (a, b):
+                key = (Row(sp.S.One, size), Col(v, size))
+                sums[v] = self.reduction_of.get(key)
+            if sums[a] is None or sums[a] not in c.free_symbols:
+                continue
+            both = self.reduction(Lin((1, 1), (Term(sp.S.One, (Row(sp.S.One, size), Col(a * b, size))),)))
+            other = sums[b] if sums[b] is not None else sp.S.Zero
+            candidate = sp.expand(c.subs(sums[a], both - other + size))  # Σa = Σ a∘b − Σb + n
+            if _size(candidate) < _size(c):
+                c = candidate
+        return c
+
+    def readable_template(self, t):
+        """For two indicators a, b never 0 together (bounds l ≤ x ≤ u), the simplifier keeps templates
+        linear in them (a·b = a + b − 1); written out, the form by the three possible cases
+        t(1,1)·a∘b + t(0,1)·(1 − a) + t(1,0)·(1 − b) is used where it is shorter: s_lo∘s_hi, not
+        s_lo + s_hi − 1."""
+        for a, b in sorted(self.facts.exclusive, key=str):
+            if a in t.free_symbols and b in t.free_symbols:
+                def at(va, vb, a=a, b=b, t=t):
+                    return sp.simplify(t.subs({a: va, b: vb}))
+                cases = at(1, 1) * a * b + at(0, 1) * (1 - a) + at(1, 0) * (1 - b)
+                if _size(cases) < _size(t):
+                    t = cases
+        return t
+
+
+def _size(t) -> tuple:
+    return len(sp.Add.make_args(t)), sp.count_ops(t)
 
 
 def _compact(alg, a: Lin) -> Lin:

@@ -185,7 +185,15 @@ class Document(ProblemSections, SolutionSections):
 
     def fact(self, key) -> str:
         """A fact the simplifier used, as a sentence with math (for 'since …')."""
-        kind, what = key
+        kind, what = key[0], key[1]
+        if kind == "exclusive":  # two bounds never active together
+            a, b = self._vector(key[1]), self._vector(key[2])
+            pair = next(p for p in self.d.analysis.exclusive
+                        if self.facts.cited.get(key) == p.sentence)
+            return (r"$(1 - %s) \odot (1 - %s) = 0$, as \texttt{%s} and \texttt{%s} are never active at the "
+                    r"same entry ($%s < 0$%s)" % (a, b, pair.first.replace("_", r"\_"),
+                                                  pair.second.replace("_", r"\_"), self.m(pair.c),
+                                                  "" if pair.proven else ", assumed"))
         if kind == "reduction":
             value = self.facts.reductions.get(what)
             return r"$%s = %s$ (primal feasibility)" % (self.m(self.alg.reductions[what], False), self.m(value))

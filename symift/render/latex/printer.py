@@ -56,7 +56,7 @@ def symbol_name(name: str) -> str:
 
 def index(tex: str, i: str) -> str:
     """``tex`` with the index i: ``\\lambda`` → ``\\lambda_{i}``, ``\\lambda_{1}`` → ``\\lambda_{1,i}``."""
-    m = re.fullmatch(r"(.*)_\{([^{}]*)\}('*)", tex)
+    m = re.fullmatch(r"(.*?)_\{((?:[^{}]|\{[^{}]*\})*)\}('*)", tex)  # s_{\mathrm{lo}} → s_{\mathrm{lo},i}
     if m:
         return "%s_{%s,%s}%s" % (m.group(1), m.group(2), i, m.group(3))
     return "%s_{%s}" % (tex, i)

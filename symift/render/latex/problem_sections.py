@@ -64,6 +64,8 @@ class ProblemSections:
                 extra.append("symmetric")
             if prm.sign:
                 extra.append("$%s %s 0$" % (self.name(prm.name), ">" if prm.sign == ">0" else r"\geq"))
+            if prm.above:
+                extra.append("$%s > %s$ entrywise" % (self.name(prm.name), self.name(prm.above)))
             params.append(r"$%s \in %s$%s" % (self.name(prm.name), space(prm.shape),
                                              " (%s)" % ", ".join(extra) if extra else ""))
         if params:
