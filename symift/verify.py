@@ -92,6 +92,8 @@ def draw_parameters(problem, dims: dict, rng) -> dict:
             out[p.name] = rng.uniform(0.5, 2.0, shape) if shape else float(rng.uniform(0.5, 2.0))
             continue
         x = rng.standard_normal(shape) if shape else float(rng.standard_normal())
+        if p.above is not None:  # u > l: l plus a positive gap
+            x = out[p.above] + (rng.uniform(0.5, 2.0, shape) if shape else float(rng.uniform(0.5, 2.0)))
         if "pd" in p.attributes or "psd" in p.attributes:
             x = x @ x.T + (shape[0] * np.eye(shape[0]) if "pd" in p.attributes else 0.0)
         elif "symmetric" in p.attributes:

@@ -82,13 +82,15 @@ class Dim:
 
 @dataclass(frozen=True)
 class Param:
-    """A parameter θ: shape, matrix attributes (symmetric, psd, pd), sign (``>0``, ``>=0``)."""
+    """A parameter θ: shape, matrix attributes (symmetric, psd, pd), sign (``>0``, ``>=0``), or
+    ``above``: the name of a parameter it exceeds entrywise (``param u[n] > l``)."""
 
     name: str
     shape: Shape
     attributes: frozenset = frozenset()
     sign: str | None = None
     span: Span = field(default=None, compare=False, repr=False)
+    above: str | None = None
 
 
 @dataclass(frozen=True)
@@ -176,7 +178,8 @@ class Problem:
         if self.dims:
             lines.append("  dims:       " + ", ".join(d.name for d in self.dims))
         for p in self.params:
-            extra = " ".join(sorted(p.attributes)) + (f" {p.sign}" if p.sign else "")
+            extra = " ".join(sorted(p.attributes)) + (f" {p.sign}" if p.sign else "") + \
+                (f" > {p.above}" if p.above else "")
             lines.append(f"  param       {p.name}{format_shape(p.shape, ' ')}{' ' + extra if extra.strip() else ''}")
         for v in self.variables:
             lines.append(f"  var         {v.name}{format_shape(v.shape, ' ')}{' > 0' if v.positive else ''}")
@@ -419,7 +422,21 @@ class _Builder:
 
     def on_param(self, p, span):
         self.in_header(span, "declarations")
-        name, nspan, shape, sizespans, attrs, sign = p
+        name, nspan, shape, sizespans, attrs, sign, sign_span = p
+        above = None
+        if sign not in (None, ">0", ">=0"):
+            above, sign = sign[1:], None
+            other = next((q for q in self.params if q.name == above), None)
+            if other is None:
+                raise self.error(ProblemError, f"'{name} > {above}': '{above}' must be a parameter declared "
+                                 "before it", sign_span)
+            if other.shape not in (shape, ()):
+                raise self.error(ShapeError, f"'{name} > {above}' compares {describe_shape(shape)} with "
+                                 f"{describe_shape(other.shape)}: the shapes must agree (or '{above}' be a scalar)",
+                                 sign_span)
+            if other.attributes or attrs:
+                raise self.error(ProblemError, f"'{name} > {above}' orders vectors or scalars, not matrices",
+                                 sign_span)
         self.declare(name, nspan, "param")
         for s, sspan in zip(shape, sizespans, strict=False):
             self.check_size(s, sspan)
@@ -427,11 +444,14 @@ class _Builder:
             if len(shape) != 2 or shape[0] != shape[1]:
                 raise self.error(ShapeError, f"'{attr}' needs a square matrix parameter, but '{name}' is "
                                  f"{describe_shape(shape)}", aspan)
-        self.params.append(Param(name, shape, frozenset(a for a, _ in attrs), sign, nspan))
+        self.params.append(Param(name, shape, frozenset(a for a, _ in attrs), sign, nspan, above))
 
     def on_var(self, v, span):
         self.in_header(span, "declarations")
         name, nspan, shape, sizespans, sign, sign_span = v
+        if sign not in (None, ">0", ">=0"):
+            raise self.error(ProblemError, f"a variable takes '> 0' only; write a bound '{name} {sign[0]}= "
+                             f"{sign[1:]}' under 'subject to' instead", sign_span)
         self.declare(name, nspan, "variable")
         for s, sspan in zip(shape, sizespans, strict=False):
             self.check_size(s, sspan)

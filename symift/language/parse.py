@@ -120,7 +120,7 @@ def _syntax_error(exc: lark.exceptions.UnexpectedInput, src: Source) -> ParseErr
         return ParseError("unexpected end of input" + hint, Span(len(lines), len(lines[-1]) + 1), src)
     if token.type == "_NL":
         return ParseError("unexpected end of line" + hint, Span(line, column), src)
-    if token.type == "GT_ZERO":  # 'z > 0' outside a declaration lexes as the sign token
+    if token.type in ("GT_ZERO", "GT_NAME"):  # 'z > 0' outside a declaration lexes as the sign token
         return ParseError("unexpected '>': only '<=', '>=' and '==' relate expressions "
                           "(a strictly positive variable is declared 'var z > 0')", Span(line, column), src)
     end = column + len(token.value) if "\n" not in token.value else None
@@ -222,13 +222,15 @@ class _Converter:
         sign_tree = next((c for c in t.children[1:] if isinstance(c, Tree) and c.data == "sign"), None)
         sign = None
         if sign_tree is not None:
-            sign = ">0" if sign_tree.children[0].type == "GT_ZERO" else ">=0"
+            token = sign_tree.children[0]
+            sign = {"GT_ZERO": ">0", "GE_ZERO": ">=0"}.get(token.type) or ">" + token.value[1:].strip()
         return name, shape, attrs, sign, sign_tree
 
     def stmt_param_decl(self, t):
-        name, shape, attrs, sign, _ = self._parts(t)
+        name, shape, attrs, sign, sign_tree = self._parts(t)
         sizes, spans = self._shape(shape)
-        return ("param", (name.value, _span(name), sizes, spans, attrs, sign), _span(t))
+        sign_span = _span(sign_tree) if sign_tree is not None else None
+        return ("param", (name.value, _span(name), sizes, spans, attrs, sign, sign_span), _span(t))
 
     def stmt_var_decl(self, t):
         name, shape, _, sign, sign_tree = self._parts(t)
