@@ -72,6 +72,37 @@ def fixed_point_solve(p):
     return {"x": brentq(lambda x: x - np.cos(x) - th, -10, 10, xtol=1e-14)}
 
 
+def box_projection_solve(p):
+    return {"x": np.clip(p["theta"], p["l"], p["u"])}
+
+
+def entmax15_solve(p):
+    """1.5-entmax: p = [θ/2 − τ]₊² with Σp = 1, τ by bisection (Peters et al. 2019)."""
+    t = p["theta"]
+    lo, hi = t.max() / 2 - 1, t.max() / 2
+    for _ in range(200):
+        tau = (lo + hi) / 2
+        lo, hi = (tau, hi) if (np.maximum(t / 2 - tau, 0) ** 2).sum() > 1 else (lo, tau)
+    return {"p": np.maximum(t / 2 - (lo + hi) / 2, 0) ** 2}
+
+
+def lasso_solve(p, iters=5000):
+    """The lasso: the support and signs by proximal gradient (ISTA), then the exact solution on
+    them, w_S = (X_Sᵀ X_S)⁻¹ (X_Sᵀ y − λ sign(w_S)), checked against the optimality conditions."""
+    X, y, lam = p["X"], p["y"], p["lam"]
+    L = np.linalg.norm(X, 2) ** 2
+    w = np.zeros(X.shape[1])
+    for _ in range(iters):
+        v = w - X.T @ (X @ w - y) / L
+        w = np.sign(v) * np.maximum(np.abs(v) - lam / L, 0.0)
+    S = w != 0
+    exact = np.zeros_like(w)
+    exact[S] = np.linalg.solve(X[:, S].T @ X[:, S], X[:, S].T @ y - lam * np.sign(w[S]))
+    g = X.T @ (y - X @ exact)
+    assert np.all(np.sign(exact[S]) == np.sign(w[S])) and np.all(np.abs(g[~S]) < lam), "support changed"
+    return {"w": exact}
+
+
 def spd(rng, n):
     L = rng.standard_normal((n, n))
     return L @ L.T + n * np.eye(n)

@@ -14,7 +14,10 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 from catalogue import (
+    box_projection_solve,
     circle_solve,
+    entmax15_solve,
+    lasso_solve,
     eqqp_solve,
     fixed_point_solve,
     optnet_case,
@@ -46,6 +49,13 @@ def cases(n=5):
         ("optnet_qp", optnet, optnet_ref, "z", ["q", "h", "G"]),
         ("circle", {"theta": 0.6}, circle_solve, "x", ["theta"]),
         ("fixed_point", {"theta": 0.3}, fixed_point_solve, "x", ["theta"]),
+        ("box_projection", {"theta": 2 * rng.standard_normal(n), "l": -rng.uniform(0.5, 1.0, n),
+                            "u": rng.uniform(0.5, 1.0, n)}, box_projection_solve, "x", ["theta", "l", "u"]),
+        # a dense solution: at pᵢ = 0 the KKT Jacobian holds pᵢ^-1/2 = inf, which the linear-solve
+        # backwards flag (test_runtime_implicit); sparse ones are checked in test_runtime_bounds
+        ("entmax15", {"theta": 0.3 * rng.standard_normal(n)}, entmax15_solve, "p", ["theta"]),
+        ("lasso", {"X": rng.standard_normal((n + 3, n)), "y": rng.standard_normal(n + 3), "lam": 0.5},
+         lasso_solve, "w", ["y", "lam", "X"]),
     ]
 
 

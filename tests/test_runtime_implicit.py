@@ -19,6 +19,9 @@ from test_emit_layer import CASES, EXAMPLES, IDS, fd, layer_of
 import symift
 from symift.runtime import STATUS_KEYS
 
+#: the projection onto [0, 1] with the upper bound written x² ≤ 1: the derivation cannot see that
+#: the two bounds exclude each other (it can for x <= 1, see tests/test_symbolic_bounds.py), so the
+#: block elimination finds no pivot, while the KKT system at a solution is nonsingular
 BOX = """
 dim n
 param theta[n]
@@ -26,7 +29,7 @@ var x[n]
 minimize 0.5 * sumsq(x - theta)
 subject to
     lo: x >= 0
-    hi: x <= 1
+    hi: x^2 <= 1
 """
 _LAYERS: dict = {}
 
@@ -106,7 +109,7 @@ def test_cg_only_for_unconstrained_minimization():
 
 
 def test_auto_falls_back_to_a_linear_solve_without_closed_form():
-    """Box constraints: the block elimination finds no pivot, the KKT system is still nonsingular."""
+    """Bounds the elimination cannot pair: no pivot found, the KKT system is still nonsingular."""
     d = symift.derive(symift.parse(BOX, "box.ift"))
     with pytest.raises(symift.MathError):
         d.jacobian("x", "theta")
@@ -118,6 +121,17 @@ def test_auto_falls_back_to_a_linear_solve_without_closed_form():
     np.testing.assert_allclose(jax.jacrev(lambda t: lay(theta=t)["x"])(theta), expected, atol=1e-10)
     with pytest.raises(symift.UnsupportedError, match="no closed-form Jacobian"):
         symift.compile(symift.parse(BOX, "box.ift"), backward="closed_form")
+
+
+def test_linear_solve_backward_flags_an_infinite_kkt_jacobian():
+    """1.5-entmax at a sparse solution: ∂F/∂p holds p^-1/2 = inf where p = 0; the closed form (the
+    default) is exact there, the LU backward raises eagerly and gives NaN under jit."""
+    lay = symift.compile(symift.load(EXAMPLES / "entmax15.ift"), backward="lu")
+    theta = jnp.asarray([1.0, 2.0, 0.5, -1.0, 0.3])
+    assert float(jnp.min(lay(theta=theta)["p"])) == 0.0
+    with pytest.raises(symift.MathError, match="backward linear solve"):
+        jax.jacfwd(lambda t: lay(theta=t)["p"])(theta)
+    assert np.all(np.isnan(jax.jit(jax.jacfwd(lambda t: lay(theta=t)["p"]))(theta)))
 
 
 def test_generated_module_without_closed_form_passes_ruff(tmp_path):

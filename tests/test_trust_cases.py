@@ -1,8 +1,9 @@
 """The three cases of the trust issue: each gives a right answer, a flag, or a clear error.
 
 1. a singular KKT system (two equal rows of A) — see also tests/test_runtime_status.py;
-2. a non-smooth objective (the lasso): the derivative where it exists, its condition stated,
-   never a DiracDelta, and a clear error at the kink;
+2. a non-smooth objective (the lasso): with λ > 0 declared, the epigraph of norm1 and the generalized
+   Jacobian on the support (tests/test_symbolic_lowering.py); with λ's sign unknown, the derivative
+   where it exists, its condition stated, never a DiracDelta, and a clear error at the kink;
 3. derived conditions in the user's names: no internal placeholder (``_x``) in any output.
 """
 from __future__ import annotations
@@ -24,7 +25,7 @@ EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 LASSO = """dim m, n
 param X[m, n]
 param y[m]
-param lam > 0
+param lam
 var w[n]
 minimize 0.5 * sumsq(X @ w - y) + lam * norm1(w)
 """
@@ -39,7 +40,8 @@ minimize -dot(x, y) - entropy(x) - entropy(1 - x)
 LEAK = re.compile(r"(?<![\w\\])_[a-zA-Z]\w*|DiracDelta|Heaviside|Dummy|MatrixSymbol|HadamardProduct")
 
 
-def test_lasso_derivative_where_it_exists_and_a_clear_error_at_the_kink():
+def test_lasso_of_unknown_sign_derivative_where_it_exists_and_a_clear_error_at_the_kink():
+    """'param lam' without '> 0': norm1 cannot be rewritten as an epigraph (−norm1 is not convex)."""
     d = symift.derive(symift.parse(LASSO, "lasso.ift"))
     text = report(d)
     assert not LEAK.search(text), LEAK.search(text)

@@ -153,7 +153,7 @@ class ModuleWriter:
     def constraint_fns(self) -> str:
         """h and g of each constraint, and the stationarity blocks, for the forward solver."""
         out = []
-        variables = [v.name for v in self.d.problem.variables]
+        variables = [v.name for v in self.d.lowered_problem.variables]
         mults = [m.name for m in self.kkt.multipliers]
         args = ["*"] + self.params + variables + mults
 
@@ -329,7 +329,7 @@ class ModuleWriter:
 
     def shapes_fn(self) -> str:
         """``_unknown_shapes(**params)``: the shape of every variable and multiplier."""
-        names = [v.name for v in self.d.problem.variables] + [m.name for m in self.kkt.multipliers]
+        names = [v.name for v in self.d.lowered_problem.variables] + [m.name for m in self.kkt.multipliers]
 
         def build(em):
             items = []
@@ -379,6 +379,9 @@ class ModuleWriter:
                f"Solution map and implicit derivatives of the problem; regenerate with\n"
                f"``symift codegen {filename} -o OUT.py``.\n"
                '"""\n')
+        names = {self.py(n) for n in [*self.params, *d.unknowns]}
+        if names & {"l", "O", "I"}:  # the user's names are the keyword arguments: keep them
+            doc = "# ruff: noqa: E741\n" + doc
         if standalone:
             return (doc + "from __future__ import annotations\n\nimport os\nfrom typing import Callable, NamedTuple\n\n"
                     "import jax\nimport jax.numpy as jnp\nimport numpy as np\nfrom jax import lax")
@@ -404,12 +407,12 @@ class ModuleWriter:
         fields = [
             ("filename", repr(d.problem.source.filename)),
             ("params", _tuple(py(p) for p in self.params)),
-            ("variables", _tuple(py(v.name) for v in d.problem.variables)),
+            ("variables", _tuple(py(v.name) for v in d.lowered_problem.variables)),
             ("equalities", _tuple(py(m.name) for m in mults if m.kind == "equality")),
             ("inequalities", _tuple(py(m.name) for m in mults if m.kind == "inequality")),
             ("indicator_of", repr(indicator_of)),
             ("declared_inactive", _tuple(py(m) for m in d.analysis.inactive)),
-            ("positive", _tuple(py(v.name) for v in d.problem.variables if v.positive)),
+            ("positive", _tuple(py(v.name) for v in d.lowered_problem.variables if v.positive)),
             ("stationarity", repr(tuple(b.name for b in kkt.residual if b.kind == "stationarity"))),
             ("symmetric", _tuple(py(q.name) for q in d.problem.params if q.attributes & {"symmetric", "psd", "pd"})),
             ("why_no_closed_form", repr(why or "")),

@@ -37,7 +37,8 @@ class SeparableWriter:
             for b in plan.bounds:
                 if b.test is not None:  # active iff stationarity at the bound says so: u = bound − test
                     test = em.tmp(self._full(em, em.scalar(b.test)), "g")
-                    u = em.tmp(f"jnp.where({test} >= 0, {em.scalar(b.value)} - {test}, {u})", "u")
+                    u = em.tmp(f"jnp.where({test} {'>=' if b.sign < 0 else '<='} 0, "
+                               f"{em.scalar(b.value)} - {test}, {u})", "u")
             lo = [em.scalar(b.value) for b in plan.bounds if b.sign < 0]
             hi = [em.scalar(b.value) for b in plan.bounds if b.sign > 0]
             lower, upper = (lo or ["-jnp.inf"])[0], (hi or ["jnp.inf"])[0]

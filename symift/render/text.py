@@ -44,8 +44,10 @@ def report(d: Derivation, wrt=None, params=None) -> str:
         for step in d.steps(p):
             note = f" ({step.condition})" if step.condition else ""
             facts = f"; using {', '.join(step.facts)}" if step.facts else ""
+            added = (f" after {'adding' if step.added[1] > 0 else 'subtracting'} '{step.added[0]}'"
+                     if step.added else "")
             out.append(f"      eliminate {step.unknown} with the {step.kind} pivot {text(step.pivot)} "
-                       f"from '{step.row}'{note}{facts}")
+                       f"from '{step.row}'{added}{note}{facts}")
     if d.facts:
         out += ["", "Facts used:"] + [f"  {f}" for f in d.facts]
     return "\n".join(out)

@@ -39,6 +39,7 @@ class Facts:
     invertible: set = field(default_factory=set)      # MatrixSymbols known nonsingular (pd)
     indicators: set = field(default_factory=set)      # placeholders with values in {0, 1}
     exclusive: set = field(default_factory=set)       # pairs (a, b) of indicators with (1 − a)(1 − b) = 0
+    disjoint: set = field(default_factory=set)        # pairs (a, b) of indicators with a·b = 0
     reductions: dict = field(default_factory=dict)    # reduction symbol -> value (1ᵀz = 1)
     cited: dict = field(default_factory=dict)         # fact key -> sentence
     used: list = field(default_factory=list)          # sentences used, in order
@@ -178,7 +179,10 @@ class Algebra(SympyWriter):
     def simplify_template(self, t):
         """Normal form of an elementwise template, using 0/1 indicators (s ∘ s = s)."""
         t = as_sympy(t)
-        for a in sorted(self.placeholders_in(t) & self.facts.indicators, key=str):
+        tied = self._tied(t.free_symbols & self.facts.indicators)
+        if tied:
+            t = self._cases(t, tied)
+        for a in sorted(t.free_symbols & self.facts.indicators, key=str):  # vector and scalar indicators
             if a in t.free_symbols:
                 t0, t1 = t.subs(a, 0), t.subs(a, 1)
                 if t0.has(sp.zoo, sp.nan) or t1.has(sp.zoo, sp.nan):
@@ -186,9 +190,55 @@ class Algebra(SympyWriter):
                 t = t0 * (1 - a) + t1 * a
                 self.facts.use(("indicator", a))
         t = sp.expand(sp.powsimp(t))
+        if self.facts.disjoint and t.free_symbols & self.facts.indicators:
+            t = self._disjoint(t)
         if self.facts.exclusive and t.free_symbols & self.facts.indicators:
             t = self._exclusive(t)
         return t
+
+    def _tied(self, present) -> list:
+        """The indicators of ``present`` that a fact ties to another one present (l ≤ x ≤ u, |w|)."""
+        out = set()
+        for a, b in self.facts.exclusive | self.facts.disjoint:
+            if a in present and b in present:
+                out |= {a, b}
+        return sorted(out, key=str)
+
+    def _cases(self, t, inds):
+        """t as Σ over the possible values v of the tied indicators of t(v)·Π(a or 1 − a): the values
+        the facts exclude are left out, so 1/(s_hi + s_lo − 2) is fine although it is 1/0 at (1, 1)."""
+        total = sp.S.Zero
+        for values in itertools.product((0, 1), repeat=len(inds)):
+            v = dict(zip(inds, values, strict=True))
+            if any(v.get(a) == 0 and v.get(b) == 0 for a, b in self.facts.exclusive) or \
+                    any(v.get(a) == 1 and v.get(b) == 1 for a, b in self.facts.disjoint):
+                continue
+            case = t.subs(v)
+            if case.has(sp.zoo, sp.nan):
+                return t  # 0 in a possible case: leave it to the per-indicator rule
+            total += case * sp.Mul(*[a if v[a] else 1 - a for a in inds])
+        for a in inds:
+            self.facts.use(("indicator", a))
+        for a, b in self.facts.exclusive:
+            if a in inds and b in inds:
+                self.facts.use(("exclusive", a, b))
+        for a, b in self.facts.disjoint:
+            if a in inds and b in inds:
+                self.facts.use(("disjoint", a, b))
+        return total
+
+    def _disjoint(self, t):
+        """Two constraints never inactive together (a·b = 0): the terms with both vanish."""
+        terms = []
+        for term in sp.Add.make_args(t):
+            factors = sp.Mul.make_args(term)  # a monomial a·b·c: both as plain factors
+            pair = next(((a, b) for a, b in sorted(self.facts.disjoint, key=str)
+                         if a in factors and b in factors), None)
+            if pair is None:
+                terms.append(term)
+            else:
+                self.facts.use(("disjoint", *pair))
+        return sp.Add(*terms)
 
     def _exclusive(self, t):
         """Two constraints that cannot both be active ((1 − a)(1 − b) = 0, e.g. l ≤ x ≤ u with
@@ -198,14 +248,14 @@ class Algebra(SympyWriter):
             changed = False
             terms = []
             for term in sp.Add.make_args(t):
-                factors = term.free_symbols & self.facts.indicators
+                factors = sp.Mul.make_args(term)  # a monomial a·b·c: both as plain factors
                 pair = next(((a, b) for a, b in sorted(self.facts.exclusive, key=str)
                              if a in factors and b in factors), None)
                 if pair is None:
                     terms.append(term)
                     continue
                 a, b = pair
-                rest = term.subs({a: 1, b: 1})
+                rest = sp.Mul(*[f for f in factors if f not in (a, b)])
                 terms.append(sp.expand(rest * (a + b - 1)))
                 self.facts.use(("exclusive", a, b))
                 changed = True
@@ -415,6 +465,10 @@ class Algebra(SympyWriter):
         """
         if a.is_scalar:
             s = self.as_scalar(a)
+            if s.free_symbols & self.facts.indicators:
+                # case by case in the indicators (1/(s e^t + 2s − 1) = s/(e^t + 1) − (1 − s)): a
+                # rational function of them could cancel a factor that is 0 in one of the cases
+                return scalar(self.simplify_template(1 / s)), "scalar", s
             return scalar(sp.cancel(1 / s)), "scalar", s
         d = self.as_diag(a)
         if d is not None:

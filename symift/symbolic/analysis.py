@@ -58,6 +58,7 @@ class Analysis(Eliminator):
         self._declare_facts()
         self._active_sets()
         self._exclusive_pairs()
+        self._never_both_inactive()
         self.blocks = self._blocks()
 
     # ---- facts
@@ -152,6 +153,36 @@ class Analysis(Eliminator):
             self.exclusive.append(Exclusive(m1.name, m2.name, value, size1, proven, condition, sentence))
             self.facts.exclusive.add((s1, s2))
             self.facts.cited[("exclusive", s1, s2)] = sentence
+
+    def _never_both_inactive(self):
+        """Pairs of inequality blocks whose multipliers a stationarity row ties to a nonzero constant,
+        c − λ₁ − λ₂ = 0 (the epigraph of |w|: lam − abs_w_hi − abs_w_lo = 0): they cannot both be 0,
+        so under strict complementarity the two constraints are not both inactive, s₁∘s₂ = 0."""
+        holders = {}
+        for m in self.kkt.multipliers:
+            if m.name in self.indicators:
+                holders[m.name] = self.alg.vector_placeholder(m.symbol) if is_matrix(m.symbol) else m.symbol
+        unknowns = {self.alg.vector_placeholder(u.symbol) if is_matrix(u.symbol) else u.symbol
+                    for u in self.kkt.unknowns}
+        for row in self.kkt.residual:
+            if row.kind != "stationarity":
+                continue
+            t = self.template(row.expr)
+            if t is None:
+                continue
+            present = [name for name, h in holders.items() if h in t.free_symbols]
+            if len(present) != 2:
+                continue
+            (n1, h1), (n2, h2) = [(name, holders[name]) for name in present]
+            k1, k2, rest = sp.diff(t, h1), sp.diff(t, h2), sp.expand(t.subs({h1: 0, h2: 0}))
+            if not (k1.is_number and k2.is_number and k1 * k2 > 0) or rest.free_symbols & unknowns \
+                    or not rest.is_nonzero:
+                continue
+            s1, s2 = self.indicators[n1][0], self.indicators[n2][0]
+            self.facts.disjoint.add((s1, s2))
+            self.facts.cited[("disjoint", s1, s2)] = (
+                f"{row.name}: {describe(self.alg, row.expr)} = 0 ties '{n1}' and '{n2}' to a nonzero "
+                f"constant, so they are not both 0 and the constraints not both inactive: {s1.name}∘{s2.name} = 0")
 
     def _orders(self) -> dict:
         """u ↦ l + gap (gap > 0) for every ``param u > l``: a substitution that proves l − u < 0."""

@@ -14,6 +14,7 @@ from .canonical import Lin
 from .conditions import IFTReport, Verdict, domain_requirements
 from .expr import is_matrix
 from .kkt import build_kkt
+from .lowering import lower_nonsmooth
 from .numeric import numeric_check
 from .printing import text as plain
 
@@ -26,8 +27,11 @@ class Derivation:
 
     def __init__(self, problem: Problem):
         self.problem = problem
+        #: the problem the KKT system is built from: norm1 terms as epigraphs (symbolic.lowering)
+        self.lowered_problem, self.lowered = lower_nonsmooth(problem)
         try:
-            self.system = build_kkt(problem)
+            self.system = build_kkt(self.lowered_problem)
+            self.system.conventions.extend(x.sentence for x in self.lowered)
             self.analysis = Analysis(self.system)
         except NotImplementedError as exc:
             raise UnsupportedError(f"cannot differentiate this problem: {exc}", None, problem.source) from None

@@ -31,6 +31,9 @@ class Step:
     condition: str | None
     updated: list = field(default_factory=list)   # [(row, unknown, new block)] Schur complements
     facts: list = field(default_factory=list)
+    #: (other row, ±1): before the pivot, ``row`` += ± ``other row`` (two rows whose blocks in this
+    #: unknown are each singular but add up to an invertible diagonal: the epigraph of |w|)
+    added: tuple | None = None
 
 
 class Eliminator:
@@ -60,9 +63,11 @@ class Eliminator:
                 missing = ", ".join(cols)
                 raise MathError(f"∂F/∂x is singular: no invertible pivot for {missing} "
                                 f"(rows left: {', '.join(rows)})", None, self.source)
-            r, c, inv, kind, cond = choice
+            r, c, inv, kind, cond, added = choice
             used_before = len(self.facts.trace)
-            step = Step(r, c, kind, alg.to_sympy(M[r, c]), alg.to_sympy(inv), cond)
+            if added is not None:
+                self.add_row(M, R, cols, r, *added)
+            step = Step(r, c, kind, alg.to_sympy(M[r, c]), alg.to_sympy(inv), cond, added=added)
             others = [c2 for c2 in cols if c2 != c and (r, c2) in M]
             for r2 in rows:
                 if r2 == r or (r2, c) not in M:
@@ -100,6 +105,40 @@ class Eliminator:
             solution[c] = alg.mul(inv, alg.simplify(acc))
         return solution
 
+    def add_row(self, M, R, cols, row, other, sign):
+        """Row ``row`` += sign · row ``other`` (blocks and right-hand side)."""
+        alg = self.alg
+        for c2 in cols:
+            a, b = M.get((row, c2)), M.get((other, c2))
+            if b is None:
+                continue
+            new = alg.simplify((a if a is not None else Lin(b.shape)) + b.scale(sign))
+            if new.is_zero:
+                M.pop((row, c2), None)
+            else:
+                M[row, c2] = new
+        if R is not None:
+            R[row] = alg.simplify(R[row] + R[other].scale(sign))
+
+    def _combined(self, M, rows, cols):
+        """Pivots from two rows added: their blocks in one unknown are singular diagonals (diag(1 − s₁),
+        diag(1 − s₂)) whose sum or difference is provably invertible under the facts (s₁∘s₂ = 0)."""
+        out = []
+        for c in cols:
+            diagonal = [r for r in rows if (r, c) in M and self.alg.as_diag(M[r, c]) is not None]
+            for r1, r2 in itertools.permutations(diagonal, 2):
+                for sign in (1, -1):
+                    blk = self.alg.simplify(M[r2, c] + M[r1, c].scale(sign))
+                    if blk.is_zero:
+                        continue
+                    inv, kind, cond = self.alg.inverse(blk)
+                    if kind not in ("identity", "diagonal") or (kind == "diagonal" and self.nonzero(cond) is not True):
+                        continue
+                    fill = sum((r2, c2) in M or (r1, c2) in M for c2 in cols) + sum((r, c) in M for r in rows)
+                    out.append(((_KIND_COST[kind] + 1, fill, rows.index(r2), cols.index(c)),
+                                (r2, c, inv, kind, cond, True, blk, (r1, sign))))
+        return out
+
     def _choose_pivot(self, M, rows, cols):
         """The cheapest invertible pivot: by kind (identity < scalar < diagonal < declared pd <
         general; unproven nonzero after proven), then by what its Schur complements do to the blocks
@@ -122,14 +161,21 @@ class Eliminator:
                     kind = "general"
                 fill = sum((r, c2) in M for c2 in cols) + sum((r2, c) in M for r2 in rows)
                 candidates.append(((_KIND_COST[kind] + (verdict is None), fill, rows.index(r), cols.index(c)),
-                                   (r, c, inv, kind, cond, verdict, blk)))
+                                   (r, c, inv, kind, cond, verdict, blk, None)))
+        if not candidates or min(cost[0] for cost, _ in candidates) >= _KIND_COST["symbol"]:
+            trace, used = list(self.facts.trace), list(self.facts.used)
+            combined = self._combined(M, rows, cols)
+            if combined:
+                candidates += combined
+            else:
+                self.facts.trace[:], self.facts.used[:] = trace, used
         if not candidates:
             return None
         first = min(cost[0] for cost, _ in candidates)
         tied = [(cost, cand) for cost, cand in candidates if cost[0] == first]
         if len(tied) > 1:
             tied = [((cost[0], self._degradation(M, rows, cols, cand), *cost[1:]), cand) for cost, cand in tied]
-        r, c, inv, kind, cond, verdict, blk = min(tied, key=lambda x: x[0])[1]
+        r, c, inv, kind, cond, verdict, blk, added = min(tied, key=lambda x: x[0])[1]
         text = None
         if kind == "scalar" and verdict is None:
             value = self.alg.scalar_to_sympy(cond)
@@ -141,13 +187,16 @@ class Eliminator:
             text = f"{describe(self.alg, self.alg.to_sympy(blk))} is nonsingular"
         elif kind == "symbol" and cond not in self.facts.invertible:
             text = f"{cond} is nonsingular"
-        return r, c, inv, kind, text
+        return r, c, inv, kind, text, added
 
     def _degradation(self, M, rows, cols, candidate) -> int:
         """How much worse the square blocks left get if ``candidate`` is the pivot: the sum of their
         kinds' costs after its Schur complements minus before (a block that appears counts whole)."""
         r, c, inv = candidate[:3]
         trace, used = list(self.facts.trace), list(self.facts.used)  # a trial: cite nothing
+        if candidate[-1] is not None:  # a pivot after adding two rows: judge the rows as they would be
+            M = dict(M)
+            self.add_row(M, None, cols, r, *candidate[-1])
         try:
             total = 0
             for r2 in rows:
@@ -183,8 +232,10 @@ class Eliminator:
         t = as_sympy(t)
         inds = sorted(t.free_symbols & self.facts.indicators, key=str)
         exclusive = [(inds.index(a), inds.index(b)) for a, b in self.facts.exclusive if a in inds and b in inds]
+        disjoint = [(inds.index(a), inds.index(b)) for a, b in self.facts.disjoint if a in inds and b in inds]
         values = [v for v in itertools.product((0, 1), repeat=len(inds))
-                  if not any(v[i] == 0 and v[j] == 0 for i, j in exclusive)]  # not both active
+                  if not any(v[i] == 0 and v[j] == 0 for i, j in exclusive)    # not both active
+                  and not any(v[i] == 1 and v[j] == 1 for i, j in disjoint)]   # not both inactive
         cases = [t.subs(dict(zip(inds, v, strict=True))) for v in values] if inds else [t]
         verdicts = []
         for case in cases:

@@ -103,6 +103,10 @@ def build_kkt(problem: Problem, algebra: Algebra | None = None) -> KKTSystem:
         sym = builder.symbols[v.name]
         if is_matrix(sym) and v.positive:
             alg.assumptions[sym] = {"positive": True}
+    for p in problem.params:  # a vector parameter's entries carry its sign (scalars already do)
+        sym = builder.symbols[p.name]
+        if is_matrix(sym) and p.sign in (">0", ">=0"):
+            alg.assumptions[sym] = {"positive": True} if p.sign == ">0" else {"nonnegative": True}
     variables = [builder.symbols[v.name] for v in problem.variables]
     if problem.kind == "root":
         return _root_system(problem, builder, alg, variables)

@@ -19,6 +19,7 @@ active-set indicators off the clip.  Problems outside this class use the interio
 """
 from __future__ import annotations
 
+import random
 from dataclasses import dataclass
 
 import sympy as sp
@@ -120,7 +121,7 @@ def separable_dual(d) -> SeparableDual | None:
 
 def _reduce(d) -> SeparableDual:
     kkt = d.system
-    variables = d.problem.variables
+    variables = d.lowered_problem.variables
     if kkt.objective is None or len(variables) != 1:
         raise NotSeparable("one vector variable with an objective")
     var = variables[0]
@@ -155,20 +156,27 @@ def _reduce(d) -> SeparableDual:
         raise NotSeparable("two bounds on the same side of x")
     (stationarity,) = [b for b in kkt.residual if b.kind == "stationarity"]
     stat = sc(stationarity.expr)
-    lower = next((b for b in bounds if b.sign < 0 and b.value.is_number), None)
-    inside = sp.Dummy("t", positive=True)   # xᵢ = bound + t with t > 0: the domain above a lower bound
-    if sp.diff(stat, xi).is_positive:   # φ'' > 0: one solution, and clipping is the projection
+    curvature = sp.diff(stat, xi)
+    if curvature.is_positive:   # φ'' > 0: one solution, and clipping is the projection
         solutions = sp.solve(stat, xi, dict=False)
-    elif lower is not None and sp.diff(stat, xi).subs(xi, lower.value + inside).is_positive:
-        # strictly convex above the bound only (p^1.5, sqrt): solve there, and decide activity by
-        # the sign of stationarity at the bound rather than by clipping ψ
-        test = stat.subs(xi, lower.value)
-        if test.has(sp.zoo, sp.nan, sp.oo, -sp.oo):
-            raise NotSeparable("stationarity is not finite at the bound")
-        solutions = [lower.value + r for r in sp.solve(stat.subs(xi, lower.value + inside), inside, dict=False)]
-        bounds = [Bound(b.multiplier, b.sign, b.value, test if b is lower else None) for b in bounds]
     else:
-        raise NotSeparable("the objective is not provably strictly convex in each entry")
+        # strictly convex on its domain only (p^1.5 and sqrt above 0, binary entropy on (0, 1)):
+        # solve there, and decide each bound by the sign of stationarity at it, not by clipping ψ
+        low, high = _domain(stat, xi, var.positive, bounds)
+        t = sp.Dummy("t", positive=True)
+        inside = (low + (high - low) * t / (1 + t) if low is not None and high is not None and high > low
+                  else low + t if low is not None else high - t if high is not None else None)
+        if inside is None or not (curvature.subs(xi, inside).is_positive
+                                  or sp.simplify(curvature.subs(xi, inside)).is_positive):
+            raise NotSeparable("the objective is not provably strictly convex in each entry")
+        end = low if low is not None else high
+        sign = 1 if low is not None else -1
+        solutions = [end + sign * r for r in sp.solve(stat.subs(xi, end + sign * t), t, dict=False)]
+        tests = {}
+        for b in bounds:
+            test = stat.subs(xi, b.value) if b.value.is_number else None
+            tests[b] = None if test is None or test.has(sp.zoo, sp.nan, sp.oo, -sp.oo) else test  # a barrier
+        bounds = [Bound(b.multiplier, b.sign, b.value, tests[b]) for b in bounds]
     if len(solutions) != 1 or solutions[0].has(sp.I, sp.Piecewise, sp.LambertW):
         raise NotSeparable("stationarity has no unique closed-form solution")
     primal = solutions[0]
@@ -192,21 +200,55 @@ def _reduce(d) -> SeparableDual:
                          eqs[0] if eqs else None, tuple(bounds), inactive, dual, logw, exponent)
 
 
+def _domain(stat, xi, positive: bool, bounds) -> tuple:
+    """The interval (low, high) of xᵢ where stationarity is defined: a '> 0' variable, numeric
+    bounds, and the linear arguments of its logarithms and fractional powers (log(1 − x): x < 1)."""
+    lows, highs = [sp.S.Zero] if positive else [], []
+    for b in bounds:
+        if b.value.is_number:
+            (lows if b.sign < 0 else highs).append(b.value)
+    args = [a.args[0] for a in stat.atoms(sp.log)] + \
+        [a.base for a in stat.atoms(sp.Pow) if a.exp.is_number and not a.exp.is_integer]
+    for arg in args:
+        slope = sp.diff(arg, xi)
+        rest = sp.expand(arg - slope * xi)
+        if xi in arg.free_symbols and slope.is_number and slope != 0 and rest.is_number:
+            (lows if slope > 0 else highs).append(-rest / slope)
+    return (max(lows) if lows else None), (min(highs) if highs else None)
+
+
 def _satisfies(residual, test, nu) -> bool:
     """Stationarity at ψ is 0; with a bound test, where it is used (test < 0, the bound inactive):
-    test = −w with w > 0 is solved for ν (or a parameter) and substituted (√((θ+4/3−ν)²) = θ+4/3−ν)."""
+    test = −w with w > 0 is solved for ν (or a parameter) and substituted (√((θ+4/3−ν)²) = θ+4/3−ν).
+    What sympy cannot simplify to 0 (log(eᶿ) = θ) is evaluated at random points."""
     if sp.simplify(residual) == 0:
         return True
-    if test is None:
-        return False
-    w = sp.Dummy("w", positive=True)
-    for symbol in ([nu] if nu is not None else []) + sorted(test.free_symbols - {nu}, key=str):
-        if symbol is None or symbol not in test.free_symbols:
-            continue
-        roots = sp.solve(test + w, symbol, dict=False)
-        if len(roots) == 1:
-            return sp.simplify(residual.subs(symbol, roots[0])) == 0
-    return False
+    if test is not None:
+        w = sp.Dummy("w", positive=True)
+        for symbol in ([nu] if nu is not None else []) + sorted(test.free_symbols - {nu}, key=str):
+            if symbol is None or symbol not in test.free_symbols:
+                continue
+            roots = sp.solve(test + w, symbol, dict=False)
+            if len(roots) == 1:
+                residual = residual.subs(symbol, roots[0])
+                break
+        else:
+            return False
+    return _numerically_zero(residual)
+
+
+def _numerically_zero(e, trials: int = 6) -> bool:
+    rng = random.Random(0)
+    for _ in range(trials):
+        values = {s: rng.uniform(0.1, 2.0) if (s.is_positive or s.is_nonnegative) else rng.uniform(-2.0, 2.0)
+                  for s in e.free_symbols}
+        try:
+            value = complex(e.evalf(subs=values))
+        except (TypeError, ValueError):
+            return False
+        if not abs(value) <= 1e-9:
+            return False
+    return True
 
 
 def _closed_form_dual(primal, nu, logw):

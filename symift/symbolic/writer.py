@@ -56,6 +56,8 @@ class SympyWriter:
 
     def scalar_to_sympy(self, c):
         c = self._readable_sums(as_sympy(c))
+        if self.facts.exclusive and c.free_symbols & self.facts.indicators:  # scalar indicators
+            c = self.readable_template(c)
         subs = {r: Scalar(self.to_sympy(self.reductions[r])) for r in c.free_symbols if r in self.reductions}
         return c.xreplace(subs) if subs else c
 

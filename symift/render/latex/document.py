@@ -194,6 +194,10 @@ class Document(ProblemSections, SolutionSections):
                     r"same entry ($%s < 0$%s)" % (a, b, pair.first.replace("_", r"\_"),
                                                   pair.second.replace("_", r"\_"), self.m(pair.c),
                                                   "" if pair.proven else ", assumed"))
+        if kind == "disjoint":  # two constraints never inactive together (the epigraph of |w|)
+            a, b = self._vector(key[1]), self._vector(key[2])
+            return (r"$%s \odot %s = 0$, as stationarity ties their multipliers to a nonzero constant, so "
+                    r"the two constraints are never inactive together" % (a, b))
         if kind == "reduction":
             value = self.facts.reductions.get(what)
             return r"$%s = %s$ (primal feasibility)" % (self.m(self.alg.reductions[what], False), self.m(value))

@@ -163,6 +163,10 @@ class LatexPrinter(_SympyLatexPrinter):
     def _print_Scalar(self, expr):
         return self._print(expr.matrix)
 
+    def _print_Mul(self, expr):
+        # sympy separates two numbers by \cdot, but not a number from 1ₙᵀ: "4 \mathbf{1}" reads 41
+        return re.sub(r"(\d)(\s*)(\\mathbf\{1\})", r"\1 \\cdot \3", super()._print_Mul(expr))
+
     # ---- matrix atoms
     def _print_Identity(self, expr):
         return "I_{%s}" % self._print(expr.rows)

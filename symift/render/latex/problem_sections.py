@@ -17,7 +17,7 @@ from ...symbolic.kkt import inner
 from ...symbolic.printing import text as plain
 from .layout import LINE, pack, text, width
 from .printer import index
-from .problem import DEFINITIONS, space
+from .problem import DEFINITIONS, ModelLatexPrinter, space
 
 
 class ProblemSections:
@@ -84,9 +84,20 @@ class ProblemSections:
 
     # ---- 2. conventions and the Lagrangian
     def section_lagrangian(self) -> str:
-        p, kkt = self.problem, self.kkt
+        p, kkt = self.d.lowered_problem, self.kkt   # norm1 terms as epigraphs (symbolic.lowering)
         primal = [self.name(v.name) for v in p.variables]
         out = [r"\section{Conventions and the Lagrangian}"]
+        lowered = ModelLatexPrinter(p)
+        for x in self.d.lowered:
+            term, arg = lowered.doprint(x.term_node), lowered.doprint(x.argument_node)
+            t = self.name(x.variable)
+            out.append(r"The term $%s$ is not differentiable where an entry of $%s$ is 0. Since %s and the "
+                       r"objective is minimized, symift writes the norm with a new variable $%s$ as "
+                       r"$\mathbf{1}^{\top} %s$ under the constraints $%s \leq %s$ (multiplier $%s$) and "
+                       r"$%s \geq -%s$ (multiplier $%s$): at a solution $%s = |%s|$, so the problems have the "
+                       r"same solutions, and the new one has a smooth KKT system." % (
+                           term, arg, text(x.why), t, t, arg, t, self.name(x.upper), arg, t,
+                           self.name(x.lower), t, arg))
         f = r"f(%s)" % ", ".join(primal)
         if p.objective.sense == "maximize":
             out.append(r"The objective is maximized; as usual, symift minimizes its negative instead,")

@@ -77,6 +77,8 @@ def replay(analysis, steps, rhs=None) -> Trace:
     pivots = []
     for step in steps:
         r, c = step.row, step.unknown
+        if step.added is not None:  # the row operation the elimination made before this pivot
+            analysis.add_row(M, R, cols, r, *step.added)
         with recording(facts) as used:
             inv, kind, cond = alg.inverse(M[r, c])
         pivot = Pivot(step, M[r, c], inv, step.kind, _condition(analysis, kind, cond), list(used))

@@ -63,6 +63,11 @@ class SolutionSections:
             i, j = self.row_index[pivot.step.row], self.col_index[pivot.step.unknown]
             out.append(r"\paragraph{Step %d: $%s$ from $F_{%d}$ (%s).}" % (
                 k, self.name(pivot.step.unknown), i, self.label(pivot.step.row)))
+            if pivot.step.added is not None:
+                other, sign = pivot.step.added
+                out.append(r"No block of $%s$ alone is invertible, but their sum is: first $F_{%d}$ is replaced by "
+                           r"$F_{%d} %s F_{%d}$ (this does not change the solution)." % (
+                               self.name(pivot.step.unknown), i, i, "+" if sign > 0 else "-", self.row_index[other]))
             out.append(self._pivot_text(k, i, j, pivot))
             for u in pivot.updates:
                 i2, j2 = self.row_index[u.row], self.col_index[u.unknown]

@@ -1,0 +1,135 @@
+"""Non-smooth terms as epigraphs (symift.symbolic.lowering): the lasso and the elastic net.
+
+With λ > 0 declared, λ‖w‖₁ becomes λ1ᵀt under −t ≤ w ≤ t; the two bounds are never inactive
+together (stationarity in t: λ − μ_hi − μ_lo = 0), the elimination adds their rows, and the
+Jacobian is the generalized one on the support s = 1[w ≠ 0], zero off it:
+dw/dy = D_s (D_s XᵀX D_s + I − D_s)⁻¹ D_s Xᵀ (the breadth issue's hand form).
+"""
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from catalogue import lasso_solve
+from helpers import EXAMPLES, evaluate
+
+import symift
+from symift.render.text import report
+
+ELASTIC_NET = """dim m, n
+param X[m, n]
+param y[m]
+param lam1 > 0
+param lam2 > 0
+var w[n]
+minimize 0.5 * sumsq(X @ w - y) + lam1 * norm1(w) + 0.5 * lam2 * sumsq(w)
+"""
+
+
+def hand_form(X, s, extra=0.0):
+    D = np.diag(s.astype(float))
+    n = X.shape[1]
+    return D @ np.linalg.solve(D @ (X.T @ X + extra * np.eye(n)) @ D + np.eye(n) - D, D @ X.T)
+
+
+def data(seed=0, m=30, n=8):
+    rng = np.random.default_rng(seed)
+    return rng.standard_normal((m, n)), rng.standard_normal(m)
+
+
+def test_lasso_is_lowered_and_its_derivation_says_so():
+    d = symift.derive(symift.load(EXAMPLES / "lasso.ift"))
+    text = report(d)
+    assert "lam * norm1(w) is written with a new variable abs_w ≥ |w|" in text
+    assert "exact because lam > 0" in text
+    assert d.unknowns == ["w", "abs_w", "abs_w_hi", "abs_w_lo"]
+    assert d.ift.holds is not False and d.ift.smoothness.holds is True   # no kink left in F
+    assert "DiracDelta" not in text and "not both inactive" in text
+    assert any(step.added is not None for step in d.pivots)          # the two bound rows added
+    assert [v.name for v in d.problem.variables] == ["w"]             # the user's problem is unchanged
+
+
+@pytest.mark.parametrize("lam", [0.05, 2.0, 6.0, 40.0])
+def test_lasso_layer_matches_the_exact_active_set_solution(lam):
+    layer = symift.compile(symift.load(EXAMPLES / "lasso.ift"))
+    X, y = data()
+    out = layer(X=X, y=y, lam=lam)
+    ref = lasso_solve({"X": X, "y": y, "lam": lam})["w"]
+    np.testing.assert_allclose(out["w"], ref, atol=1e-9)
+    assert bool(out["converged"]) and bool(out["regular"])
+    support = ref != 0
+    np.testing.assert_array_equal(np.asarray(out["s_abs_w_hi"] + out["s_abs_w_lo"]), support.astype(float))
+    J = jax.jacfwd(lambda v: layer(X=X, y=v, lam=lam)["w"])(jnp.asarray(y))
+    np.testing.assert_allclose(J, jax.jacrev(lambda v: layer(X=X, y=v, lam=lam)["w"])(jnp.asarray(y)),
+                               atol=1e-10)
+    np.testing.assert_allclose(J, hand_form(X, support), atol=1e-8)
+    # the symbolic closed form, evaluated at the solution, is the same matrix
+    d = layer.derivation
+    values = {k: np.asarray(v) for k, v in out.items() if k in d.symbols} | {"X": X, "y": y, "lam": lam}
+    np.testing.assert_allclose(evaluate(d.jacobian("w", "y"), values, {"m": 30, "n": 8}),
+                               hand_form(X, support), atol=1e-8)
+    if support.any():  # dw/dλ = −(X_SᵀX_S)⁻¹ sign(w_S) on the support
+        g = jax.jacfwd(lambda v: layer(X=X, y=y, lam=v)["w"])(lam)
+        expected = np.zeros(8)
+        expected[support] = -np.linalg.solve(X[:, support].T @ X[:, support], np.sign(ref[support]))
+        np.testing.assert_allclose(g, expected, atol=1e-8)
+
+
+def test_lasso_gradient_by_finite_differences_of_the_re_solve():
+    layer = symift.compile(symift.load(EXAMPLES / "lasso.ift"))
+    X, y = data(1)
+    lam, eps = 3.0, 1e-6
+    J = np.asarray(jax.jacfwd(lambda v: layer(X=X, y=v, lam=lam)["w"])(jnp.asarray(y)))
+    fd = np.stack([(lasso_solve({"X": X, "y": y + eps * e, "lam": lam})["w"] -
+                    lasso_solve({"X": X, "y": y - eps * e, "lam": lam})["w"]) / (2 * eps)
+                   for e in np.eye(len(y))], axis=1)
+    np.testing.assert_allclose(J, fd, atol=1e-6)
+
+
+def test_lasso_under_jit_and_vmap():
+    layer = symift.compile(symift.load(EXAMPLES / "lasso.ift"))
+    X, _ = data(2)
+    ys = np.random.default_rng(3).standard_normal((4, 30))
+    out = jax.jit(jax.vmap(lambda v: layer(X=X, y=v, lam=2.0)))(ys)
+    for k in range(4):
+        np.testing.assert_allclose(out["w"][k], lasso_solve({"X": X, "y": ys[k], "lam": 2.0})["w"], atol=1e-9)
+    grads = jax.jit(jax.vmap(jax.grad(lambda v: jnp.sum(layer(X=X, y=v, lam=2.0)["w"] ** 2))))(ys)
+    assert np.all(np.isfinite(grads))
+
+
+def test_elastic_net():
+    d = symift.derive(symift.parse(ELASTIC_NET, "enet.ift"))
+    layer = symift.compile(d)
+    X, y = data(4)
+    out = layer(X=X, y=y, lam1=2.0, lam2=0.5)
+    w = np.asarray(out["w"])
+    support = np.asarray(out["s_abs_w_hi"] + out["s_abs_w_lo"]) > 0.5
+    assert 0 < support.sum() < 8 and np.all(w[~support] == pytest.approx(0, abs=1e-9))
+    # optimality: Xᵀ(y − Xw) − λ₂w = λ₁ sign(w) on the support, |·| ≤ λ₁ off it
+    g = X.T @ (y - X @ w) - 0.5 * w
+    np.testing.assert_allclose(g[support], 2.0 * np.sign(w[support]), atol=1e-8)
+    assert np.all(np.abs(g[~support]) <= 2.0)
+    J = jax.jacfwd(lambda v: layer(X=X, y=v, lam1=2.0, lam2=0.5)["w"])(jnp.asarray(y))
+    np.testing.assert_allclose(J, hand_form(X, support, extra=0.5), atol=1e-8)
+
+
+@pytest.mark.parametrize("objective, lowered", [
+    ("minimize 0.5 * sumsq(X @ w - y) + lam * norm1(w)", True),
+    ("minimize 0.5 * sumsq(X @ w - y) + 2 * lam * sum(abs(w))", True),
+    ("minimize 0.5 * sumsq(X @ w - y) + norm1(w) / 2", True),
+    ("maximize -0.5 * sumsq(X @ w - y) - lam * norm1(w)", True),
+    ("minimize 0.5 * sumsq(X @ w - y) - lam * norm1(w)", False),     # concave: not an epigraph
+    ("minimize 0.5 * sumsq(X @ w - y) + mu * norm1(w)", False),      # sign of mu unknown
+])
+def test_which_terms_are_rewritten(objective, lowered):
+    source = f"dim m, n\nparam X[m, n]\nparam y[m]\nparam lam > 0\nparam mu\nvar w[n]\n{objective}\n"
+    d = symift.derive(symift.parse(source, "t.ift"))
+    assert bool(d.lowered) is lowered
+
+
+def test_the_new_names_do_not_clash_with_the_users():
+    source = ("dim n\nparam theta[n]\nparam lam > 0\nvar w[n]\nvar abs_w[n]\n"
+              "minimize 0.5 * sumsq(w - theta) + 0.5 * sumsq(abs_w) + lam * norm1(w)\n")
+    d = symift.derive(symift.parse(source, "t.ift"))
+    assert d.lowered[0].variable == "abs_w_" and "abs_w_" in d.unknowns
