@@ -12,7 +12,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 from catalogue import lasso_solve
-from helpers import EXAMPLES, evaluate
+from helpers import EXAMPLES, evaluate, layer_of
 
 import symift
 from symift.render.text import report
@@ -52,7 +52,7 @@ def test_lasso_is_lowered_and_its_derivation_says_so():
 
 @pytest.mark.parametrize("lam", [0.05, 2.0, 6.0, 40.0])
 def test_lasso_layer_matches_the_exact_active_set_solution(lam):
-    layer = symift.compile(symift.load(EXAMPLES / "lasso.ift"))
+    layer = layer_of("lasso")
     X, y = data()
     out = layer(X=X, y=y, lam=lam)
     ref = lasso_solve({"X": X, "y": y, "lam": lam})["w"]
@@ -77,7 +77,7 @@ def test_lasso_layer_matches_the_exact_active_set_solution(lam):
 
 
 def test_lasso_gradient_by_finite_differences_of_the_re_solve():
-    layer = symift.compile(symift.load(EXAMPLES / "lasso.ift"))
+    layer = layer_of("lasso")
     X, y = data(1)
     lam, eps = 3.0, 1e-6
     J = np.asarray(jax.jacfwd(lambda v: layer(X=X, y=v, lam=lam)["w"])(jnp.asarray(y)))
@@ -88,7 +88,7 @@ def test_lasso_gradient_by_finite_differences_of_the_re_solve():
 
 
 def test_lasso_under_jit_and_vmap():
-    layer = symift.compile(symift.load(EXAMPLES / "lasso.ift"))
+    layer = layer_of("lasso")
     X, _ = data(2)
     ys = np.random.default_rng(3).standard_normal((4, 30))
     out = jax.jit(jax.vmap(lambda v: layer(X=X, y=v, lam=2.0)))(ys)

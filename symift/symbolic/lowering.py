@@ -26,6 +26,7 @@ class Lowered:
     upper: str         # the multiplier of a <= t
     lower: str         # the multiplier of a >= -t
     why: str           # why the rewriting is exact ("lam > 0")
+    positive: tuple = ()  # the parameters declared > 0 that make the coefficient positive
     term_node: object = field(default=None, compare=False, repr=False)       # the model trees, for printers
     argument_node: object = field(default=None, compare=False, repr=False)
 
@@ -120,7 +121,8 @@ class _Rewriter:
         self.constraints.append(Constraint(arg, "<=", t, upper, True, shape, span))
         self.constraints.append(Constraint(arg, ">=", Neg(span, t), lower, True, shape, span))
         why = ", ".join(reasons) if reasons else "its coefficient is positive"
-        self.lowered.append(Lowered(unparse(e), unparse(arg), name, upper, lower, why, e, arg))
+        self.lowered.append(Lowered(unparse(e), unparse(arg), name, upper, lower, why,
+                                    tuple(dict.fromkeys(f.id for f in _names(factors))), e, arg))
         new = Call(span, "sum", (t,)) if shape else t
         for f in reversed(factors):
             new = Binary(span, "*", f, new)
@@ -132,6 +134,19 @@ class _Rewriter:
             name += "_"
         self.taken.add(name)
         return name
+
+
+def _names(factors) -> list:
+    """The parameter names in coefficient factors, in order."""
+    out = []
+    for f in factors:
+        if isinstance(f, Name):
+            out.append(f)
+        elif isinstance(f, Neg):
+            out += _names([f.operand])
+        elif isinstance(f, Binary):
+            out += _names([f.left, f.right])
+    return out
 
 
 def _is_atom(e) -> bool:

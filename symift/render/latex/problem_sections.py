@@ -96,7 +96,8 @@ class ProblemSections:
                        r"$\mathbf{1}^{\top} %s$ under the constraints $%s \leq %s$ (multiplier $%s$) and "
                        r"$%s \geq -%s$ (multiplier $%s$): at a solution $%s = |%s|$, so the problems have the "
                        r"same solutions, and the new one has a smooth KKT system." % (
-                           term, arg, text(x.why), t, t, arg, t, self.name(x.upper), arg, t,
+                           term, arg, ", ".join("$%s > 0$" % self.name(q) for q in x.positive)
+                           or "its coefficient is positive", t, t, arg, t, self.name(x.upper), arg, t,
                            self.name(x.lower), t, arg))
         f = r"f(%s)" % ", ".join(primal)
         if p.objective.sense == "maximize":

@@ -1,0 +1,157 @@
+"""The breadth issue's layers against the obvious peers, side by side in one process (float64, CPU).
+
+* Box projection x = clip(θ, l, u) (examples/box_projection.ift), batch × n: symift's layer vs
+  jaxopt's ``projection_box`` (jnp.clip, differentiated by autodiff) — the floor a closed-form
+  layer can reach.
+* Lasso (examples/lasso.ift), X ∈ ℝ^{m×n}, batch of y: symift's layer (interior point on the epigraph,
+  closed-form generalized Jacobian) vs jaxopt's ProximalGradient with ``prox_lasso`` and implicit
+  differentiation (its default linear solve), and vs cvxpylayers (the same problem in CVXPY,
+  differentiated by diffcp).
+
+fwd+bwd is the value and gradient of Σ w∘x over the batch with respect to θ (box) or y (lasso).
+Accuracy: max |gradient − the exact one| (box: autodiff of clip; lasso: the hand form
+D_s(D_s XᵀX D_s + I − D_s)⁻¹D_s Xᵀ on the exact support).  Medians of --repeat runs after a warm-up.
+
+    python benchmarks/breadth.py [--repeat 5] [--box-n 1000 100000] [--batch 64] [--m 200] [--n 50]
+"""
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))  # measure this checkout's symift, whatever is installed
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+import symift
+
+jax.config.update("jax_enable_x64", True)
+EXAMPLES = ROOT / "examples"
+
+
+def timed(f, *args, repeat):
+    jax.block_until_ready(f(*args))
+    times = []
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        jax.block_until_ready(f(*args))
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
+def box(ns, batch, repeat):
+    from jaxopt.projection import projection_box
+    layer = symift.compile(symift.load(EXAMPLES / "box_projection.ift"))
+    print(f"\nBox projection, batch {batch}: fwd+bwd (grad of Σ w∘x wrt θ), median of {repeat}")
+    print(f"{'n':>8} {'symift ms':>10} {'jaxopt ms':>10} {'ratio':>7} {'max |Δgrad|':>12}")
+    for n in ns:
+        rng = np.random.default_rng(n)
+        theta = jnp.asarray(2 * rng.standard_normal((batch, n)))
+        lo = jnp.asarray(-rng.uniform(0.5, 1.0, (batch, n)))
+        hi = jnp.asarray(rng.uniform(0.5, 1.0, (batch, n)))
+        w = jnp.asarray(rng.standard_normal((batch, n)))
+
+        def ours(t, w=w, lo=lo, hi=hi):
+            return jnp.sum(w * jax.vmap(lambda a, b, c: layer(theta=a, l=b, u=c)["x"])(t, lo, hi))
+
+        def peer(t, w=w, lo=lo, hi=hi):
+            return jnp.sum(w * jax.vmap(lambda a, b, c: projection_box(a, (b, c)))(t, lo, hi))
+
+        f_ours, f_peer = jax.jit(jax.value_and_grad(ours)), jax.jit(jax.value_and_grad(peer))
+        t_ours, t_peer = timed(f_ours, theta, repeat=repeat), timed(f_peer, theta, repeat=repeat)
+        err = float(jnp.max(jnp.abs(f_ours(theta)[1] - f_peer(theta)[1])))
+        print(f"{n:>8} {1e3 * t_ours:>10.2f} {1e3 * t_peer:>10.2f} {t_ours / t_peer:>7.2f} {err:>12.1e}")
+
+
+def lasso_exact(X, y, lam, iters=20000):
+    L = np.linalg.norm(X, 2) ** 2
+    w = np.zeros(X.shape[1])
+    for _ in range(iters):
+        v = w - X.T @ (X @ w - y) / L
+        w = np.sign(v) * np.maximum(np.abs(v) - lam / L, 0.0)
+    S = w != 0
+    exact = np.zeros_like(w)
+    exact[S] = np.linalg.solve(X[:, S].T @ X[:, S], X[:, S].T @ y - lam * np.sign(w[S]))
+    D = np.diag(S.astype(float))
+    n = X.shape[1]
+    J = D @ np.linalg.solve(D @ X.T @ X @ D + np.eye(n) - D, D @ X.T)
+    return exact, J
+
+
+def lasso(m, n, batch, repeat, lam):
+    from jaxopt import ProximalGradient
+    from jaxopt.prox import prox_lasso
+    layer = symift.compile(symift.load(EXAMPLES / "lasso.ift"))
+    rng = np.random.default_rng(0)
+    X = jnp.asarray(rng.standard_normal((m, n)) / np.sqrt(m))
+    ys = jnp.asarray(rng.standard_normal((batch, m)))
+    wts = jnp.asarray(rng.standard_normal((batch, n)))
+    refs = [lasso_exact(np.asarray(X), np.asarray(y), lam) for y in ys]
+    exact_grad = np.stack([J.T @ np.asarray(w) for (_, J), w in zip(refs, wts, strict=True)])
+    support = np.mean([np.count_nonzero(r[0]) for r in refs])
+
+    def ours(Y):
+        return jnp.sum(wts * jax.vmap(lambda y: layer(X=X, y=y, lam=lam)["w"])(Y))
+
+    def f(w, lam_, X_, y):
+        return 0.5 * jnp.sum((X_ @ w - y) ** 2)
+
+    pg = ProximalGradient(fun=f, prox=prox_lasso, tol=1e-10, maxiter=20000, implicit_diff=True, acceleration=True)
+
+    def peer(Y):
+        return jnp.sum(wts * jax.vmap(lambda y: pg.run(jnp.zeros(n), lam, lam, X, y).params)(Y))
+
+    rows = [("symift", jax.jit(jax.value_and_grad(ours))),
+            ("jaxopt ProximalGradient", jax.jit(jax.value_and_grad(peer)))]
+    print(f"\nLasso m = {m}, n = {n}, lam = {lam}, batch {batch} (mean support {support:.1f}): "
+          f"fwd+bwd (grad of Σ w∘x wrt y), median of {repeat}")
+    print(f"{'':>26} {'ms':>10} {'vs symift':>10} {'max |Δgrad|':>12}")
+    base = None
+    for name, fn in rows:
+        t = timed(fn, ys, repeat=repeat)
+        base = base or t
+        err = float(np.max(np.abs(np.asarray(fn(ys)[1]) - exact_grad)))
+        print(f"{name:>26} {1e3 * t:>10.1f} {t / base:>10.2f} {err:>12.1e}")
+    try:
+        import cvxpy as cp
+        from cvxpylayers.jax import CvxpyLayer
+    except ImportError as exc:
+        print(f"{'cvxpylayers':>26} not installed ({exc})")
+        return
+    w_, y_ = cp.Variable(n), cp.Parameter(m)
+    problem = cp.Problem(cp.Minimize(0.5 * cp.sum_squares(np.asarray(X) @ w_ - y_) + lam * cp.norm1(w_)))
+    cvx = CvxpyLayer(problem, parameters=[y_], variables=[w_])
+
+    def cvx_loss(Y):
+        (sol,) = cvx(Y, solver_args={"eps": 1e-10})
+        return jnp.sum(wts * sol)
+
+    g = jax.value_and_grad(cvx_loss)
+    t = timed(g, ys, repeat=repeat)
+    err = float(np.max(np.abs(np.asarray(g(ys)[1]) - exact_grad)))
+    print(f"{'cvxpylayers (diffcp)':>26} {1e3 * t:>10.1f} {t / base:>10.2f} {err:>12.1e}")
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--repeat", type=int, default=5)
+    ap.add_argument("--box-n", type=int, nargs="+", default=[1000, 100000])
+    ap.add_argument("--batch", type=int, default=64)
+    ap.add_argument("--m", type=int, default=200)
+    ap.add_argument("--n", type=int, default=50)
+    ap.add_argument("--lam", type=float, default=1.0)
+    ap.add_argument("--lasso-batch", type=int, default=16)
+    args = ap.parse_args()
+    print(f"jax {jax.__version__}, {jax.device_count()} {jax.default_backend()} device(s), float64")
+    box(args.box_n, args.batch, args.repeat)
+    lasso(args.m, args.n, args.lasso_batch, args.repeat, args.lam)
+
+
+if __name__ == "__main__":
+    main()
