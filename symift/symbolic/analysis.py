@@ -127,6 +127,8 @@ class Analysis(Eliminator):
             if u.kind == "primal":
                 primal.add(self.alg.vector_placeholder(u.symbol) if is_matrix(u.symbol) else u.symbol)
         blocks = [(m, self.indicators[m.name]) for m in self.kkt.multipliers if m.name in self.indicators]
+        if len(blocks) < 2:
+            return
         for (m1, (s1, size1, _)), (m2, (s2, size2, _)) in itertools.combinations(blocks, 2):
             if size1 != size2 or is_matrix(m1.function) != is_matrix(m2.function):
                 continue
@@ -162,6 +164,8 @@ class Analysis(Eliminator):
         for m in self.kkt.multipliers:
             if m.name in self.indicators:
                 holders[m.name] = self.alg.vector_placeholder(m.symbol) if is_matrix(m.symbol) else m.symbol
+        if len(holders) < 2:
+            return
         unknowns = {self.alg.vector_placeholder(u.symbol) if is_matrix(u.symbol) else u.symbol
                     for u in self.kkt.unknowns}
         for row in self.kkt.residual:
