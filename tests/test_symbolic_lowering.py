@@ -133,3 +133,13 @@ def test_the_new_names_do_not_clash_with_the_users():
               "minimize 0.5 * sumsq(w - theta) + 0.5 * sumsq(abs_w) + lam * norm1(w)\n")
     d = symift.derive(symift.parse(source, "t.ift"))
     assert d.lowered[0].variable == "abs_w_" and "abs_w_" in d.unknowns
+
+
+def test_generalized_lasso_total_variation_verifies():
+    """norm1 of an expression (D x, total variation): the new variable has D x's shape."""
+    source = ("dim n, m\nparam theta[n]\nparam D[m, n]\nparam lam > 0\nvar x[n]\n"
+              "minimize 0.5 * sumsq(x - theta) + lam * norm1(D @ x)\n")
+    d = symift.derive(symift.parse(source, "tv.ift"))
+    assert d.lowered[0].variable == "abs0" and d.lowered[0].argument == "D @ x"
+    report = d.verify(seed=2, dims={"n": 5, "m": 4})
+    assert report.ok, str(report)
