@@ -47,12 +47,16 @@ class TextPrinter(StrPrinter):
 
     def _print_MatMul(self, e):
         c, mats = e.as_coeff_mmul()
+        if len(mats.args) == 1 and isinstance(mats.args[0], sp.OneMatrix) and mats.args[0].shape[1] == 1:
+            return self._print(c)  # c·1, the constant vector: printed as the number it broadcasts
         parts = [self.parenthesize(m, 45) for m in mats.args]
         body = " ".join(parts)
         if c == 1:
             return body
         if c == -1:
             return "-" + body
+        if c.is_Number and c < 0:  # −½ diag(s), so that a sum reads "… - 1/2 diag(s)"
+            return f"-{self._print(-c)} {body}"
         return f"{self.parenthesize(c, 45)} {body}"
 
 
