@@ -17,17 +17,18 @@ D_s(D_s XᵀX D_s + I − D_s)⁻¹D_s Xᵀ on the exact support).  Medians of -
 from __future__ import annotations
 
 import argparse
-import statistics
 import sys
-import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # measure this checkout's symift, whatever is installed
+sys.path.insert(0, str(ROOT / "tests"))  # the independent reference solutions
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+from catalogue import lasso_solve
+from layers import timed as layers_timed
 
 import symift
 
@@ -36,13 +37,8 @@ EXAMPLES = ROOT / "examples"
 
 
 def timed(f, *args, repeat):
-    jax.block_until_ready(f(*args))
-    times = []
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        jax.block_until_ready(f(*args))
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
+    """Median seconds of f(*args) after a warm-up run (benchmarks/layers.py's timer)."""
+    return layers_timed(f, *args, repeat=repeat)[0]
 
 
 def box(ns, batch, repeat):
@@ -75,19 +71,13 @@ def box(ns, batch, repeat):
               f"{t_bare / t_peer:>10.2f} {err:>12.1e}")
 
 
-def lasso_exact(X, y, lam, iters=20000):
-    L = np.linalg.norm(X, 2) ** 2
-    w = np.zeros(X.shape[1])
-    for _ in range(iters):
-        v = w - X.T @ (X @ w - y) / L
-        w = np.sign(v) * np.maximum(np.abs(v) - lam / L, 0.0)
-    S = w != 0
-    exact = np.zeros_like(w)
-    exact[S] = np.linalg.solve(X[:, S].T @ X[:, S], X[:, S].T @ y - lam * np.sign(w[S]))
-    D = np.diag(S.astype(float))
-    n = X.shape[1]
-    J = D @ np.linalg.solve(D @ X.T @ X @ D + np.eye(n) - D, D @ X.T)
-    return exact, J
+def lasso_exact(X, y, lam):
+    """The exact lasso solution (tests/catalogue.py's active-set re-solve) and the hand-form
+    Jacobian D_s(D_s XᵀX D_s + I − D_s)⁻¹D_s Xᵀ on its support."""
+    w = lasso_solve({"X": X, "y": y, "lam": lam}, iters=20000)["w"]
+    D = np.diag((w != 0).astype(float))
+    J = D @ np.linalg.solve(D @ X.T @ X @ D + np.eye(X.shape[1]) - D, D @ X.T)
+    return w, J
 
 
 def lasso(m, n, batch, repeat, lam):

@@ -6,6 +6,8 @@ parameter generator, and the expected closed forms as text.
 """
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 from scipy.optimize import brentq
 
@@ -101,6 +103,35 @@ def lasso_solve(p, iters=5000):
     g = X.T @ (y - X @ exact)
     assert np.all(np.sign(exact[S]) == np.sign(w[S])) and np.all(np.abs(g[~S]) < lam), "support changed"
     return {"w": exact}
+
+
+BOX_QP = """dim n
+param Q[n, n] pd
+param c[n]
+param l[n]
+param u[n] > l
+var x[n]
+minimize 0.5 * quad(x, Q) - dot(c, x)
+subject to
+    lo: x >= l
+    hi: x <= u
+"""
+
+
+def box_qp_reference(Q, c, lower, upper):
+    """Exact solution by enumerating the active sets (free / at l / at u) of a small problem."""
+    n = len(c)
+    for pattern in itertools.product((0, 1, 2), repeat=n):
+        pattern = np.array(pattern)
+        x = np.where(pattern == 1, lower, np.where(pattern == 2, upper, 0.0))
+        f = pattern == 0
+        if f.any():
+            x[f] = np.linalg.solve(Q[np.ix_(f, f)], c[f] - Q[np.ix_(f, ~f)] @ x[~f])
+        grad = Q @ x - c
+        if np.all(x >= lower - 1e-12) and np.all(x <= upper + 1e-12) and np.all(grad[pattern == 1] >= -1e-12) \
+                and np.all(grad[pattern == 2] <= 1e-12):
+            return x
+    raise AssertionError("no active set fits")
 
 
 def spd(rng, n):

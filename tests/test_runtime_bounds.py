@@ -6,12 +6,11 @@ closed form, and a batch with one element where both bounds meet (l = u) flagged
 """
 from __future__ import annotations
 
-import itertools
-
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from catalogue import BOX_QP, box_qp_reference, entmax15_solve
 from helpers import layer_of
 
 import symift
@@ -65,11 +64,7 @@ def test_box_projection_flags_an_entry_at_both_bounds_alone_in_a_batch():
 
 # ---------------------------------------------------------------- 1.5-entmax
 def entmax15_reference(theta):
-    lo, hi = theta.max() / 2 - 1, theta.max() / 2
-    for _ in range(200):
-        tau = (lo + hi) / 2
-        lo, hi = (tau, hi) if (np.maximum(theta / 2 - tau, 0) ** 2).sum() > 1 else (lo, tau)
-    return np.maximum(theta / 2 - tau, 0) ** 2
+    return entmax15_solve({"theta": theta})["p"]
 
 
 @pytest.mark.parametrize("scale", [0.3, 3.0, 30.0])
@@ -97,35 +92,6 @@ def test_entmax15_under_jit_and_vmap():
 
 
 # ---------------------------------------------------------------- box-constrained QP
-BOX_QP = """dim n
-param Q[n, n] pd
-param c[n]
-param l[n]
-param u[n] > l
-var x[n]
-minimize 0.5 * quad(x, Q) - dot(c, x)
-subject to
-    lo: x >= l
-    hi: x <= u
-"""
-
-
-def box_qp_reference(Q, c, lower, upper):
-    """Exact solution by enumerating the active sets (free / at l / at u) of a small problem."""
-    n = len(c)
-    for pattern in itertools.product((0, 1, 2), repeat=n):
-        pattern = np.array(pattern)
-        x = np.where(pattern == 1, lower, np.where(pattern == 2, upper, 0.0))
-        f = pattern == 0
-        if f.any():
-            x[f] = np.linalg.solve(Q[np.ix_(f, f)], c[f] - Q[np.ix_(f, ~f)] @ x[~f])
-        grad = Q @ x - c
-        if np.all(x >= lower - 1e-12) and np.all(x <= upper + 1e-12) and np.all(grad[pattern == 1] >= -1e-12) \
-                and np.all(grad[pattern == 2] <= 1e-12):
-            return x
-    raise AssertionError("no active set fits")
-
-
 def test_box_qp_against_active_set_enumeration():
     layer = symift.compile(symift.parse(BOX_QP, "boxqp.ift"))
     rng = np.random.default_rng(11)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import sympy as sp
+from catalogue import BOX_QP
 from helpers import EXAMPLES, evaluate
 
 import symift
@@ -36,19 +37,6 @@ subject to
     lo: z >= 0
     hi: z <= 1
 """
-
-BOX_QP = """dim n
-param Q[n, n] pd
-param c[n]
-param l[n]
-param u[n] > l
-var x[n]
-minimize 0.5 * quad(x, Q) - dot(c, x)
-subject to
-    lo: x >= l
-    hi: x <= u
-"""
-
 
 def _vec(name, n=None):
     return sp.MatrixSymbol(name, n or sp.Symbol("n", integer=True, positive=True), 1)

@@ -199,6 +199,8 @@ class Algebra(SympyWriter):
     def _tied(self, present) -> list:
         """The indicators of ``present`` that a fact ties to another one present (l ≤ x ≤ u, |w|)."""
         out = set()
+        if not (self.facts.exclusive or self.facts.disjoint):  # the common case: nothing to tie
+            return []
         for a, b in self.facts.exclusive | self.facts.disjoint:
             if a in present and b in present:
                 out |= {a, b}
@@ -231,9 +233,7 @@ class Algebra(SympyWriter):
         """Two constraints never inactive together (a·b = 0): the terms with both vanish."""
         terms = []
         for term in sp.Add.make_args(t):
-            factors = sp.Mul.make_args(term)  # a monomial a·b·c: both as plain factors
-            pair = next(((a, b) for a, b in sorted(self.facts.disjoint, key=str)
-                         if a in factors and b in factors), None)
+            pair = _pair_in(term, self.facts.disjoint)
             if pair is None:
                 terms.append(term)
             else:
@@ -248,14 +248,12 @@ class Algebra(SympyWriter):
             changed = False
             terms = []
             for term in sp.Add.make_args(t):
-                factors = sp.Mul.make_args(term)  # a monomial a·b·c: both as plain factors
-                pair = next(((a, b) for a, b in sorted(self.facts.exclusive, key=str)
-                             if a in factors and b in factors), None)
+                pair = _pair_in(term, self.facts.exclusive)
                 if pair is None:
                     terms.append(term)
                     continue
                 a, b = pair
-                rest = sp.Mul(*[f for f in factors if f not in (a, b)])
+                rest = sp.Mul(*[f for f in sp.Mul.make_args(term) if f not in (a, b)])
                 terms.append(sp.expand(rest * (a + b - 1)))
                 self.facts.use(("exclusive", a, b))
                 changed = True
@@ -579,6 +577,13 @@ class Algebra(SympyWriter):
         self.placeholder_of[key] = p
         self.opaque[p] = v
         return p
+
+
+def _pair_in(term, pairs):
+    """The first pair (a, b) of ``pairs`` whose members are both plain factors of the monomial
+    ``term`` (a·b·c; never inside a power or a fraction), or None."""
+    factors = sp.Mul.make_args(term)
+    return next(((a, b) for a, b in sorted(pairs, key=str) if a in factors and b in factors), None)
 
 
 def _drop_identity(factors):
