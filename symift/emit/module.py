@@ -293,11 +293,7 @@ class ModuleWriter:
                     kind, factors, dense = em.factorization(P)
                     conditions.append(f"factor_condition({kind!r}, {factors}, {dense})")
             for pair in self.d.exclusive_used:  # l − u < 0: how well l and u are told apart
-                value = pair.c
-                if is_matrix(value):
-                    conditions.append(f"pivot_condition({em.vec(value)}, {absolute.vec(value)})")
-                else:
-                    conditions.append(f"pivot_condition({em.scalar(value)}, {absolute.scalar(value)})")
+                conditions.append(f"pivot_condition({em.vec(pair.c)}, {absolute.vec(pair.c)})")
             em.lines += absolute.lines
             if not conditions:
                 return "jnp.ones(())"

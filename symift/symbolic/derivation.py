@@ -206,8 +206,7 @@ class Derivation:
                 if ok:
                     why.append(f"{what} needs {text}, which the declarations give")
                 elif bound is not None:  # p^1.5 with p ≥ 0: smooth where p > 0, i.e. off the active set
-                    s = bound
-                    why.append(f"{what} needs {text}: it holds where '{plain(arg)} >= 0' is inactive ({s} = 1) "
+                    why.append(f"{what} needs {text}: it holds where '{plain(arg)} >= 0' is inactive ({bound} = 1) "
                                f"under strict complementarity; where it is active, {plain(arg)} = 0 is fixed "
                                "and the IFT applies to F without those entries' stationarity")
                 elif ok is False:
