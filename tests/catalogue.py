@@ -105,6 +105,49 @@ def lasso_solve(p, iters=5000):
     return {"w": exact}
 
 
+def constrained_softmax_solve(p):
+    """z = min(exp(θ − τ), u) with Σz = 1, τ by bisection (Martins & Kreutzer 2017)."""
+    t, u = p["theta"], p["u"]
+
+    def excess(tau):
+        return np.minimum(np.exp(t - tau), u).sum() - 1
+
+    tau = brentq(excess, t.min() - np.log(len(t)) - 50, t.max() + 50, xtol=1e-15, rtol=1e-15)
+    return {"z": np.minimum(np.exp(t - tau), u)}
+
+
+def sigmoid(v):
+    return 0.5 * (1 + np.tanh(v / 2))
+
+
+def lml_solve(p):
+    """x = σ(θ − ν) with Σx = k, ν by root finding (Amos, Koltun & Kolter 2019)."""
+    t, k = p["theta"], p["k"]
+    nu = brentq(lambda nu: sigmoid(t - nu).sum() - k, t.min() - 50, t.max() + 50, xtol=1e-15, rtol=1e-15)
+    return {"x": sigmoid(t - nu)}
+
+
+def sigmoid_solve(p):
+    return {"x": sigmoid(p["y"])}
+
+
+def elastic_net_solve(p, iters=5000):
+    """As lasso_solve, with the ridge term γ‖w‖²/2: w_S = (X_SᵀX_S + γI)⁻¹ (X_Sᵀy − λ sign(w_S))."""
+    X, y, lam, gam = p["X"], p["y"], p["lam"], p["gam"]
+    L = np.linalg.norm(X, 2) ** 2 + gam
+    w = np.zeros(X.shape[1])
+    for _ in range(iters):
+        v = w - (X.T @ (X @ w - y) + gam * w) / L
+        w = np.sign(v) * np.maximum(np.abs(v) - lam / L, 0.0)
+    S = w != 0
+    exact = np.zeros_like(w)
+    XS = X[:, S]
+    exact[S] = np.linalg.solve(XS.T @ XS + gam * np.eye(S.sum()), XS.T @ y - lam * np.sign(w[S]))
+    g = X.T @ (y - X @ exact) - gam * exact
+    assert np.all(np.sign(exact[S]) == np.sign(w[S])) and np.all(np.abs(g[~S]) < lam), "support changed"
+    return {"w": exact}
+
+
 BOX_QP = """dim n
 param Q[n, n] pd
 param c[n]

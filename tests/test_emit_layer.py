@@ -16,12 +16,16 @@ import pytest
 from catalogue import (
     box_projection_solve,
     circle_solve,
+    constrained_softmax_solve,
+    elastic_net_solve,
     entmax15_solve,
     eqqp_solve,
     fixed_point_solve,
     lasso_solve,
+    lml_solve,
     optnet_case,
     ridge_solve,
+    sigmoid_solve,
     softmax_solve,
     sparsemax_solve,
     spd,
@@ -56,6 +60,12 @@ def cases(n=5):
         ("entmax15", {"theta": 0.3 * rng.standard_normal(n)}, entmax15_solve, "p", ["theta"]),
         ("lasso", {"X": rng.standard_normal((n + 3, n)), "y": rng.standard_normal(n + 3), "lam": 0.5},
          lasso_solve, "w", ["y", "lam", "X"]),
+        ("constrained_softmax", {"theta": rng.standard_normal(n), "u": rng.uniform(0.15, 0.4, n)},
+         constrained_softmax_solve, "z", ["theta", "u"]),
+        ("lml", {"theta": rng.standard_normal(n), "k": 2.0}, lml_solve, "x", ["theta", "k"]),
+        ("sigmoid", {"y": 2 * rng.standard_normal(n)}, sigmoid_solve, "x", ["y"]),
+        ("elastic_net", {"X": rng.standard_normal((n + 3, n)), "y": rng.standard_normal(n + 3), "lam": 0.5,
+                         "gam": 0.3}, elastic_net_solve, "w", ["y", "lam", "gam", "X"]),
     ]
 
 

@@ -117,3 +117,20 @@ def test_order_declaration_errors_point_at_the_text(source, message):
     with pytest.raises(symift.SymiftError, match=message) as info:
         symift.parse(source, "bad.ift")
     assert info.value.span is not None and "^" in str(info.value)
+
+
+def test_constrained_softmax_is_softmax_on_the_free_set():
+    """Martins & Kreutzer's form: with f = s∘z (s = 1[z < u]), dz/dθ = diag(f) − f fᵀ / 1ᵀf and
+    dz/du = diag(1 − s) − f (1 − s)ᵀ / 1ᵀf."""
+    d = symift.derive(symift.load(EXAMPLES / "constrained_softmax.ift"))
+    rng = np.random.default_rng(3)
+    for _ in range(4):
+        z = rng.uniform(0.05, 0.3, 7)
+        s = (rng.random(7) < 0.6).astype(float)
+        f = s * z
+        vals = {"z": z, "s": s, "u": z + rng.uniform(0, 1, 7), "theta": rng.standard_normal(7)}
+        np.testing.assert_allclose(evaluate(d.jacobian("z", "theta"), vals, {"n": 7}),
+                                   np.diag(f) - np.outer(f, f) / f.sum(), atol=1e-12)
+        np.testing.assert_allclose(evaluate(d.jacobian("z", "u"), vals, {"n": 7}),
+                                   np.diag(1 - s) - np.outer(f, 1 - s) / f.sum(), atol=1e-12)
+    assert "s∘z" in report(d)

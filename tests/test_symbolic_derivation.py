@@ -20,6 +20,8 @@ from helpers import evaluate
 from scipy.optimize import brentq
 
 import symift
+from symift.render.text import report
+from symift.symbolic.algebra import Algebra
 from symift.symbolic.expr import Scalar
 from symift.symbolic.printing import text
 
@@ -341,3 +343,25 @@ def test_steps_cite_their_facts_whatever_ran_before():
     assert d.ift.holds is True  # runs an elimination first
     cited = [f for s in d.steps("theta") for f in s.facts]
     assert any("sum(z) = 1" in f for f in cited)
+
+
+def test_sigmoid_reads_as_its_derivative():
+    """−entropy(x) − entropy(1 − x): the harmonic sum 1/(1/x + 1/(1 − x)) is written x∘(1 − x)."""
+    d = symift.derive(symift.load(EXAMPLES / "sigmoid.ift"))
+    x = d.symbols["x"]
+    expected = sp.DiagMatrix(sp.HadamardProduct(x, sp.OneMatrix(*x.shape) - x))
+    assert Algebra().lin(d.jacobian("x", "y") - expected).is_zero
+    assert "dx/dy = diag(x∘(1 - x))" in report(d)
+
+
+def test_lml_closed_forms():
+    """Amos et al.'s LML: with r = x∘(1 − x), dx/dθ = diag(r) − r rᵀ/1ᵀr and dx/dk = r/1ᵀr, where
+    1ᵀr = k − 1ᵀx² on the constraint 1ᵀx = k."""
+    d = symift.derive(symift.load(EXAMPLES / "lml.ift"))
+    rng = np.random.default_rng(4)
+    x = rng.uniform(0.05, 0.95, 6)
+    r = x * (1 - x)
+    vals = {"x": x, "k": x.sum(), "theta": rng.standard_normal(6)}
+    np.testing.assert_allclose(evaluate(d.jacobian("x", "theta"), vals, {"n": 6}),
+                               np.diag(r) - np.outer(r, r) / r.sum(), atol=1e-12)
+    np.testing.assert_allclose(evaluate(d.jacobian("x", "k"), vals, {"n": 6}), r / r.sum(), atol=1e-12)

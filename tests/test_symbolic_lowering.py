@@ -17,15 +17,6 @@ from helpers import EXAMPLES, evaluate, layer_of
 import symift
 from symift.render.text import report
 
-ELASTIC_NET = """dim m, n
-param X[m, n]
-param y[m]
-param lam1 > 0
-param lam2 > 0
-var w[n]
-minimize 0.5 * sumsq(X @ w - y) + lam1 * norm1(w) + 0.5 * lam2 * sumsq(w)
-"""
-
 
 def hand_form(X, s, extra=0.0):
     D = np.diag(s.astype(float))
@@ -99,10 +90,10 @@ def test_lasso_under_jit_and_vmap():
 
 
 def test_elastic_net():
-    d = symift.derive(symift.parse(ELASTIC_NET, "enet.ift"))
+    d = symift.derive(symift.load(EXAMPLES / "elastic_net.ift"))
     layer = symift.compile(d)
     X, y = data(4)
-    out = layer(X=X, y=y, lam1=2.0, lam2=0.5)
+    out = layer(X=X, y=y, lam=2.0, gam=0.5)
     w = np.asarray(out["w"])
     support = np.asarray(out["s_abs_w_hi"] + out["s_abs_w_lo"]) > 0.5
     assert 0 < support.sum() < 8 and np.all(w[~support] == pytest.approx(0, abs=1e-9))
@@ -110,8 +101,12 @@ def test_elastic_net():
     g = X.T @ (y - X @ w) - 0.5 * w
     np.testing.assert_allclose(g[support], 2.0 * np.sign(w[support]), atol=1e-8)
     assert np.all(np.abs(g[~support]) <= 2.0)
-    J = jax.jacfwd(lambda v: layer(X=X, y=v, lam1=2.0, lam2=0.5)["w"])(jnp.asarray(y))
+    J = jax.jacfwd(lambda v: layer(X=X, y=v, lam=2.0, gam=0.5)["w"])(jnp.asarray(y))
     np.testing.assert_allclose(J, hand_form(X, support, extra=0.5), atol=1e-8)
+    # the derived closed form itself, evaluated at the solution, is the hand form
+    values = {"X": X, "y": y, "lam": 2.0, "gam": 0.5, **{k: np.asarray(v) for k, v in out.items()}}
+    closed = evaluate(d.jacobian("w", "y"), values, {"m": X.shape[0], "n": X.shape[1]})
+    np.testing.assert_allclose(closed, hand_form(X, support, extra=0.5), atol=1e-8)
 
 
 @pytest.mark.parametrize("objective, lowered", [

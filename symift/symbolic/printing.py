@@ -33,7 +33,16 @@ class TextPrinter(StrPrinter):
         return "0"
 
     def _print_HadamardProduct(self, e):
-        return "∘".join(self.parenthesize(a, 50) for a in e.args)
+        return "∘".join(self.parenthesize(a, 50) for a in sums_last(e.args))
+
+    def _print_MatAdd(self, e):
+        """Positive terms first: 1 - x, not -x + 1."""
+        terms = [self._print(a) for a in e.args]
+        terms = [t for t in terms if not t.startswith("-")] + [t for t in terms if t.startswith("-")]
+        out = terms[0]
+        for t in terms[1:]:
+            out += " - " + t[1:] if t.startswith("-") else " + " + t
+        return out
 
     def _print_HadamardPower(self, e):
         return f"{self.parenthesize(e.base, 60)}^{self._print(e.exp)}"
@@ -55,9 +64,18 @@ class TextPrinter(StrPrinter):
             return body
         if c == -1:
             return "-" + body
-        if c.is_Number and c < 0:  # −½ diag(s), so that a sum reads "… - 1/2 diag(s)"
-            return f"-{self._print(-c)} {body}"
+        if c.could_extract_minus_sign():  # −½ diag(s), so that a sum reads "… - 1/2 diag(s)"
+            return "-" + self._print_MatMul(sp.MatMul(-c, *mats.args))
+        num, den = sp.fraction(c)
+        if den != 1 and not den.is_number:  # s sᵀ/(1ᵀ s), as written by hand
+            top = body if num == 1 else f"{self.parenthesize(num, 45)} {body}"
+            return f"{top}/{self.parenthesize(den, 60)}"
         return f"{self.parenthesize(c, 45)} {body}"
+
+
+def sums_last(args) -> list:
+    """The factors of an elementwise product, single symbols and powers before sums: x∘(1 − x)."""
+    return sorted(args, key=lambda a: isinstance(a, (sp.MatAdd, sp.Add)))
 
 
 def text(e) -> str:

@@ -118,7 +118,22 @@ class SympyWriter:
                 cases = at(1, 1) * a * b + at(0, 1) * (1 - a) + at(1, 0) * (1 - b)
                 if _size(cases) < _size(t):
                     t = cases
+        factored = _factored(t)
+        return factored if _size(factored) < _size(t) else t
+
+
+def _factored(t):
+    """t as a product where that is shorter, a sum factor written with its sign inside:
+    x − x² → x ∘ (1 − x), not −x ∘ (x − 1)."""
+    if not t.is_Add:
         return t
+    f = sp.factor(t)
+    coeff, rest = f.as_coeff_Mul()
+    sums = [a for a in sp.Mul.make_args(rest) if a.is_Add]
+    if coeff < 0 and sums:
+        rest = rest.xreplace({sums[0]: sp.expand(-sums[0])})
+        coeff = -coeff
+    return coeff * rest
 
 
 def _size(t) -> tuple:

@@ -23,6 +23,7 @@ from sympy.printing.precedence import PRECEDENCE, precedence_traditional
 
 from ...errors import UnsupportedError
 from ...symbolic.expr import Scalar
+from ...symbolic.printing import sums_last
 
 # --------------------------------------------------------------------------- names
 _GREEK_ALIASES = {"lam": "lambda", "lamda": "lambda", "Lam": "Lambda", "Lamda": "Lambda"}
@@ -217,7 +218,7 @@ class LatexPrinter(_SympyLatexPrinter):
     # ---- elementwise
     def _print_HadamardProduct(self, expr):
         parts = []
-        for a in expr.args:
+        for a in sums_last(expr.args):
             tex = self._print(a)
             parts.append(tex if isinstance(a, _ATOMIC) and not self._negative(a) else self._add_parens(tex))
         return r" \odot ".join(parts)
