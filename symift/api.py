@@ -6,6 +6,8 @@ attached: the LaTeX document (symift.render.latex), the closed forms as JAX func
 """
 from __future__ import annotations
 
+import copy
+
 from .emit.loader import jacobian_function
 from .emit.module import ModuleWriter
 from .errors import SymiftError
@@ -49,7 +51,11 @@ class Derivation(derivation.Derivation):
         jax.jacfwd / jacrev of the layer; ``report.ok`` says whether all agree, ``print(report)``
         shows the table.  ``options`` go to the layer (``symift.compile``).
         """
-        return verify(self, build_layer(self, **options), seed=seed, dims=dims, wrt=wrt, params=params,
+        d = self
+        if self.rows is not None:  # the derivation is the row problem's: verified on one row
+            d = copy.copy(self)
+            d.rows = None
+        return verify(d, build_layer(d, **options), seed=seed, dims=dims, wrt=wrt, params=params,
                       attempts=attempts)
 
 

@@ -6,16 +6,19 @@ takes the user's names, checks the options once, and turns the runtime's errors 
 """
 from __future__ import annotations
 
+import copy
 import inspect
 import warnings
 from pathlib import Path
 
 import jax
 import jaxlib
+import numpy as np
 
 from . import runtime
 from .emit.loader import problem_module
 from .errors import ArgumentError, MathError, SolverOutputError, UnsupportedError
+from .runtime.implicit import concrete
 
 BACKWARDS = runtime.BACKWARD_METHODS
 
@@ -85,6 +88,54 @@ class Layer:
         return Path(self.module.__file__).read_text(encoding="utf-8")
 
 
+class RowLayer:
+    """The layer of a problem that separates by the rows of its matrix variable (symift.symbolic.rows).
+
+    The layer of one row, mapped over the rows with jax.vmap: parameters with one row per row of
+    the variable are mapped, the others shared; the result holds the variable, the multipliers and
+    the indicators with one row per row (Z[m, k], nu[m], lam[m, k]) and the status of the whole
+    solution: ``residual`` and ``cond`` the worst row's, ``margin`` the smallest, ``converged`` and
+    ``regular`` true when they are for every row.  Tangents cost O(mk): each row's closed form.
+    """
+
+    def __init__(self, derivation, row_layer: Layer):
+        self.derivation = derivation
+        self.rows = derivation.rows
+        self.row_layer = row_layer
+        self.params = [p.name for p in self.rows.problem.params]
+        self.spec, self.module = row_layer.spec, row_layer.module
+        axes = tuple(0 if p in self.rows.aligned else None for p in self.params)
+
+        def rows(*args):
+            return row_layer(**dict(zip(self.params, args, strict=True)))
+        self._mapped = jax.vmap(rows, in_axes=axes)
+
+    def __call__(self, **params):
+        missing = [p for p in self.params if p not in params]
+        extra = [p for p in params if p not in self.params]
+        if missing or extra:
+            raise ArgumentError(f"layer() takes the parameters {', '.join(self.params)}"
+                                + (f"; missing {', '.join(missing)}" if missing else "")
+                                + (f"; unknown {', '.join(extra)}" if extra else ""))
+        check_shapes(self.rows.problem, params)
+        out = dict(self._mapped(*(jax.numpy.asarray(params[p]) for p in self.params)))
+        jnp = jax.numpy
+        per_row = out["converged"]
+        out["residual"], out["cond"] = jnp.max(out["residual"]), jnp.max(out["cond"])
+        out["margin"] = jnp.min(out["margin"])
+        out["converged"], out["regular"] = jnp.all(out["converged"]), jnp.all(out["regular"])
+        converged = concrete(per_row)
+        if converged is not None and not converged.all():
+            bad = [int(i) for i in np.nonzero(~np.asarray(converged))[0]]
+            raise MathError(f"the forward solve did not converge on rows {bad[:10]} of "
+                            f"{self.rows.variable}", None, self.rows.problem.source)
+        return out
+
+    @property
+    def source(self) -> str:
+        return self.row_layer.source
+
+
 def build_layer(d, solver=None, *, tol=None, maxiter=100, backward="auto",
                 backward_tol=None, backward_maxiter=None, callback=False, checks=True, strict=True) -> Layer:
     """The differentiable layer of a derivation: ``symift.compile`` with its options."""
@@ -95,6 +146,14 @@ def build_layer(d, solver=None, *, tol=None, maxiter=100, backward="auto",
     if callback and solver is None:
         raise UnsupportedError("callback=True needs a solver")
     _warn_deadlocking_jaxlib()
+    if getattr(d, "rows", None) is not None:
+        if solver is not None:
+            raise UnsupportedError("a solver= for a problem split by rows: pass the solver of one row to "
+                                   "the row problem instead", None, d.problem.source)
+        row = build_layer(_row_derivation(d), tol=tol, maxiter=maxiter, backward=backward,
+                          backward_tol=backward_tol, backward_maxiter=backward_maxiter, checks=checks,
+                          strict=strict)
+        return RowLayer(d, row)
     module, writer = problem_module(d)
     source = d.problem.source
     if backward == "closed_form" and not module.SPEC.closed_form:
@@ -109,6 +168,13 @@ def build_layer(d, solver=None, *, tol=None, maxiter=100, backward="auto",
     return Layer(d, module, dict(writer.layout.py), tol=tol, maxiter=maxiter, backward=backward,
                  backward_tol=backward_tol, backward_maxiter=backward_maxiter, solver=solver,
                  callback=callback, checks=checks, strict=strict)
+
+
+def _row_derivation(d):
+    """The derivation ``d`` seen as the row problem's own (its layer checks the row shapes)."""
+    row = copy.copy(d)
+    row.rows = None
+    return row
 
 
 def check_shapes(problem, values: dict) -> None:

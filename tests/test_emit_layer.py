@@ -64,7 +64,8 @@ def cases(n=5):
          constrained_softmax_solve, "z", ["theta", "u"]),
         ("lml", {"theta": rng.standard_normal(n), "k": 2.0}, lml_solve, "x", ["theta", "k"]),
         ("sigmoid", {"y": 2 * rng.standard_normal(n)}, sigmoid_solve, "x", ["y"]),
-        ("elastic_net", {"X": rng.standard_normal((n + 3, n)), "y": rng.standard_normal(n + 3), "lam": 0.5,
+        # lam = 1: two entries off the support with |g| ≤ 0.52 λ (a clear margin: strict complementarity)
+        ("elastic_net", {"X": rng.standard_normal((n + 3, n)), "y": rng.standard_normal(n + 3), "lam": 1.0,
                          "gam": 0.3}, elastic_net_solve, "w", ["y", "lam", "gam", "X"]),
     ]
 

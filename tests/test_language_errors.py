@@ -107,7 +107,8 @@ ERRORS = [
      "vector[n] and vector[m]", 4, 10),
     ("quad-not-square", "dim n, m\nparam A[m, n]\nvar x[n]\nminimize quad(x, A)\n", ShapeError,
      "vector[n] and matrix[m, n]", 4, 10),
-    ("entropy-of-scalar", "var x\nminimize entropy(x)\n", ShapeError, "entropy() needs a vector, got scalar", 2, 18),
+    ("entropy-of-scalar", "var x\nminimize entropy(x)\n", ShapeError,
+     "entropy() needs a vector or matrix, got a scalar", 2, 18),
     ("sum-of-scalar", "var x\nminimize sum(x)\n", ShapeError, "sum() needs a vector or matrix", 2, 14),
     ("vector-exponent", "dim n\nvar x[n]\nparam y[n]\nminimize sum(x ^ y.T)\n", ShapeError,
      "exponent must be a scalar", 4, 18),
@@ -141,9 +142,10 @@ ERRORS = [
     ("wrong-equation-count-too-many", "param theta\nvar x\nsolve\n  x == theta\n  x^2 == theta\n",
      EquationCountError, "2 scalar equation(s) for 1 unknown(s)", 3, 1),
     ("empty-solve-block", "var x\nsolve\n", EquationCountError, "has no equations", 2, 1),
-    ("matrix-variable", "dim n\nvar X[n, n]\nminimize sum(X)\n", UnsupportedError, "matrix variables", 2, 5),
+    ("ones-of-a-vector", "dim n\nparam t[n]\nvar x[n]\nminimize dot(x, ones(t))\n", ShapeError,
+     "ones() takes a size", 4, 22),
     ("matrix-constraint", "dim n\nparam Q[n, n]\nvar x[n]\nminimize sum(x)\nsubject to\n  Q >= 0\n",
-     UnsupportedError, "matrix-valued constraints", 6, 3),
+     UnsupportedError, "matrix-valued constraints are supported on a matrix variable only", 6, 3),
 ]
 
 RENDERED = re.compile(r"^(?P<file>.+):(?P<line>\d+):(?P<col>\d+): error: (?P<msg>.+)$")

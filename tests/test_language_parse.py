@@ -17,7 +17,8 @@ ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = sorted((ROOT / "examples").glob("*.ift"))
 #: SPEC §1's seven, and the breadth issue's box projection and 1.5-entmax
 EXAMPLE_NAMES = {"circle", "eqqp", "fixed_point", "optnet_qp", "ridge", "softmax", "sparsemax",
-                 "box_projection", "entmax15", "lasso"}
+                 "box_projection", "entmax15", "lasso", "constrained_softmax", "lml", "elastic_net", "sigmoid",
+                 "rowwise_sparsemax", "hinge_svm"}
 
 
 def example(name: str) -> symift.Problem:

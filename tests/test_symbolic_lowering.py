@@ -138,3 +138,65 @@ def test_generalized_lasso_total_variation_verifies():
     assert d.lowered[0].variable == "abs0" and d.lowered[0].argument == "D @ x"
     report = d.verify(seed=2, dims={"n": 5, "m": 4})
     assert report.ok, str(report)
+
+
+def hinge_reference(X, y, lam):
+    """The SVM primal by its dual: max 1ᵀa − ‖Xᵀ(y∘a)‖²/(2λ) over 0 ≤ a ≤ 1, projected gradient to
+    convergence, then w = Xᵀ(y∘a)/λ refined on the margin set M exactly (equality-constrained QP)."""
+    K = (X * y[:, None]) @ (X * y[:, None]).T / lam
+    a = np.zeros(len(y))
+    step = 1 / np.linalg.norm(K, 2)
+    for _ in range(20000):
+        a = np.clip(a - step * (K @ a - 1), 0, 1)
+    margin = (a > 1e-6) & (a < 1 - 1e-6)
+    bound = a >= 1 - 1e-6
+    # on M: y_M∘(X_M w) = 1, w = Xᵀ(y∘a)/λ with a fixed at 1 on the bound set: solve for a_M
+    A = (X * y[:, None])
+    rhs = 1 - A[margin] @ (A[bound].sum(0) / lam)
+    a_m = np.linalg.solve(A[margin] @ A[margin].T / lam, rhs)
+    a = np.where(bound, 1.0, 0.0)
+    a[margin] = a_m
+    assert np.all((a_m > 0) & (a_m < 1)), "the margin set changed"
+    return {"w": A.T @ a / lam, "a": a, "margin": margin}
+
+
+def test_hinge_svm_is_lowered_and_matches_its_dual():
+    d = symift.derive(symift.load(EXAMPLES / "hinge_svm.ift"))
+    text = report(d)
+    assert "pos0 ≥ max(1 - y * (X @ w), 0)" in text and "'pos0 >= 0' (pos0_lo)" in text
+    assert d.ift.smoothness.holds is True
+    layer = symift.compile(d)
+    rng = np.random.default_rng(7)
+    m, n = 30, 5
+    X = rng.standard_normal((m, n))
+    y = np.sign(X @ rng.standard_normal(n) + 0.5 * rng.standard_normal(m))
+    ref = hinge_reference(X, y, 0.3)
+    out = layer(X=X, y=y, lam=0.3)
+    assert bool(out["converged"]) and bool(out["regular"])
+    np.testing.assert_allclose(out["w"], ref["w"], atol=1e-8)
+    np.testing.assert_allclose(out["pos0_hi"], ref["a"], atol=1e-8)   # the hinge multipliers are the dual
+    # derivatives: the closed form against finite differences of the dual re-solve, and jacfwd/jacrev
+    for name, value in (("lam", 0.3), ("y", y)):
+        def solve(v, name=name):
+            return hinge_reference(X, y if name != "y" else v, 0.3 if name != "lam" else v)["w"]
+        h = 1e-6
+        if name == "lam":
+            num = (solve(value + h) - solve(value - h)) / (2 * h)
+        else:  # y enters through y∘(Xw): the margin set is stable under small moves of y
+            num = np.stack([(solve(y + h * e) - solve(y - h * e)) / (2 * h) for e in np.eye(m)], -1)
+        f = lambda v, name=name: layer(**{"X": X, "y": y, "lam": 0.3, name: v})["w"]  # noqa: E731
+        Jf, Jr = jax.jacfwd(f)(jnp.asarray(value)), jax.jacrev(f)(jnp.asarray(value))
+        np.testing.assert_allclose(Jf, num, atol=1e-6)
+        np.testing.assert_allclose(Jr, Jf, atol=1e-10)
+        values = {"X": X, "y": y, "lam": 0.3, **{k: np.asarray(v) for k, v in out.items()}}
+        closed = evaluate(d.jacobian("w", name), values, {"m": m, "n": n})
+        np.testing.assert_allclose(np.reshape(closed, np.shape(Jf)), Jf, atol=1e-8)
+
+
+@pytest.mark.parametrize("objective", [
+    "minimize sumsq(w) + pos(1 - dot(w, w))",         # not inside a sum
+    "maximize -sumsq(w) + sum(pos(w))",               # maximized: not an epigraph
+])
+def test_pos_elsewhere_is_refused(objective):
+    with pytest.raises(symift.SymiftError, match="pos\\(\\) is supported as c \\* sum\\(pos\\(a\\)\\)"):
+        symift.derive(symift.parse(f"dim n\nvar w[n]\n{objective}\n", "p.ift"))

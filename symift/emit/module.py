@@ -22,7 +22,7 @@ from importlib import resources
 
 import sympy as sp
 
-from ..errors import SymiftError
+from ..errors import SymiftError, UnsupportedError
 from ..runtime import HELPERS, OPTIONAL_FILES, STANDALONE_FILES
 from ..symbolic.conditions import domain_requirements
 from ..symbolic.derivation import Derivation
@@ -284,7 +284,12 @@ class ModuleWriter:
                     continue  # proven nonzero for every admissible value: nothing to measure
                 if step.kind == "scalar":
                     value = Scalar(P) if is_matrix(P) else P
-                    conditions.append(f"pivot_condition({em.scalar(value)}, {absolute.scalar(value)})")
+                    code = em.scalar(value)
+                    try:
+                        bound = absolute.scalar(value)
+                    except UnsupportedError:  # 1ᵀ M⁻¹ s: no modulus bound; M's own factorization is measured
+                        bound = f"jnp.abs({code})"
+                    conditions.append(f"pivot_condition({code}, {bound})")
                 elif step.kind == "diagonal":  # P·1 is its diagonal
                     ones = f"jnp.ones(({em.size(P.shape[0])},))"
                     conditions.append(f"pivot_condition({em.apply(P, ones)}, {absolute.apply(P, ones)})")
@@ -359,6 +364,8 @@ class ModuleWriter:
         if self.separable is not None:
             parts += SeparableWriter(self, self.separable).functions()
         parts += [self.spec_code(why, has_pivots), self.layer_fns()]
+        if getattr(self.d, "rows", None) is not None:
+            parts.append(self.rows_fn())
         return "\n\n\n".join(p.strip("\n") for p in parts) + "\n"
 
     def pivot_steps(self):
@@ -463,6 +470,26 @@ class ModuleWriter:
             f"def solve({plist}, *, tol=None, maxiter=100):",
             '    """Forward solve only (the same numbers as layer, without the implicit backward)."""',
             f"    return layer({plist}, tol=tol, maxiter=maxiter)"])
+
+
+    def rows_fn(self) -> str:
+        """``rows_layer``: the row problem's layer mapped over the rows of the matrix variable."""
+        rows = self.d.rows
+        plist = ", ".join(self.py(p) for p in self.params)
+        axes = ", ".join("0" if p in rows.aligned else "None" for p in self.params)
+        return "\n".join([
+            f"def rows_layer({plist}, **options):",
+            f'    """The whole {rows.variable}: ``layer`` (one row) mapped over its {rows.dim} rows with jax.vmap.',
+            "",
+            f"    {', '.join(rows.aligned) or 'No parameter'} {'have' if len(rows.aligned) > 1 else 'has'} one row "
+            f"per row of {rows.variable}; the others are shared. The status is the whole solution's: the",
+            "    worst residual and condition, the smallest margin, converged and regular for every row.",
+            '    """',
+            f"    out = dict(jax.vmap(lambda {plist}: layer({plist}, **options), in_axes=({axes},))({plist}))",
+            '    out["residual"], out["cond"] = jnp.max(out["residual"]), jnp.max(out["cond"])',
+            '    out["margin"] = jnp.min(out["margin"])',
+            '    out["converged"], out["regular"] = jnp.all(out["converged"]), jnp.all(out["regular"])',
+            "    return out"])
 
 
 def closed_form_fns(mw) -> tuple:

@@ -232,11 +232,11 @@ def unparse(e: Expr, outer: int = 0) -> str:
 
 # --------------------------------------------------------------------------- functions
 #: Elementwise functions: shape in = shape out.
-ELEMENTWISE = ("log", "exp", "sqrt", "sin", "cos", "tanh", "abs")
+ELEMENTWISE = ("log", "exp", "sqrt", "sin", "cos", "tanh", "abs", "pos")
 #: Reductions of one vector (or matrix) argument to a scalar.
 REDUCTIONS = ("sum", "norm2", "sumsq", "entropy", "logsumexp", "norm1")
 #: Every function name of the language; none of them can name a declaration.
-FUNCTIONS = ELEMENTWISE + REDUCTIONS + ("dot", "quad")
+FUNCTIONS = ELEMENTWISE + REDUCTIONS + ("dot", "quad", "ones")
 #: Words of the language's statements ("subject to" is two); none of them can name a declaration.
 KEYWORDS = ("dim", "param", "var", "minimize", "maximize", "subject", "to", "solve",
             "symmetric", "psd", "pd")
@@ -269,8 +269,10 @@ class ShapeChecker:
             env.update({p.name: p.shape for p in problem_or_env.params})
             env.update({v.name: v.shape for v in problem_or_env.variables})
             self.source = problem_or_env.source
+            self.dims = {d.name for d in problem_or_env.dims}
         else:
-            env, self.source = problem_or_env
+            env, self.source = problem_or_env[:2]
+            self.dims = problem_or_env[2] if len(problem_or_env) > 2 else set()
         self.env = env
 
     def error(self, cls, message, node):
@@ -331,17 +333,19 @@ class ShapeChecker:
         if len(e.args) != arity:
             raise self.error(ShapeError, f"{e.func}() takes {arity} argument{'s' * (arity > 1)}, "
                              f"got {len(e.args)}", e)
+        if e.func == "ones":
+            return (self.size_argument(e.args[0]),)
         shapes = [self.shape(a) for a in e.args]
         if e.func in ELEMENTWISE:
             return shapes[0]
-        if e.func in ("norm2", "entropy", "logsumexp") and len(shapes[0]) != 1:
+        if e.func in ("norm2", "logsumexp") and len(shapes[0]) != 1:
             raise self.error(ShapeError, f"{e.func}() needs a vector, got {describe_shape(shapes[0])}", e.args[0])
-        if e.func in ("sum", "sumsq", "norm1") and shapes[0] == ():
+        if e.func in ("sum", "sumsq", "norm1", "entropy") and shapes[0] == ():
             raise self.error(ShapeError, f"{e.func}() needs a vector or matrix, got a scalar", e.args[0])
         if e.func == "dot":
             a, b = shapes
-            if len(a) != 1 or a != b:
-                raise self.error(ShapeError, f"dot() needs two vectors of the same size, got "
+            if a == () or a != b:
+                raise self.error(ShapeError, f"dot() needs two vectors (or matrices) of the same shape, got "
                                  f"{describe_shape(a)} and {describe_shape(b)}", e)
         if e.func == "quad":
             x, q = shapes
@@ -349,6 +353,14 @@ class ShapeChecker:
                 raise self.error(ShapeError, f"quad(x, Q) needs a vector[k] and a matrix[k, k], got "
                                  f"{describe_shape(x)} and {describe_shape(q)}", e)
         return ()
+
+    def size_argument(self, e: Expr):
+        """The size in ``ones(k)``: a dim's name or a positive integer."""
+        if isinstance(e, Name) and self.env.get(e.id) == () and e.id in self.dims:
+            return e.id
+        if isinstance(e, Number) and e.text.isdigit() and int(e.text) > 0:
+            return int(e.text)
+        raise self.error(ShapeError, "ones() takes a size: a dim's name or a positive integer", e)
 
 
 def size_count(shape: Shape, dims: dict) -> sp.Expr:
@@ -455,9 +467,6 @@ class _Builder:
         self.declare(name, nspan, "variable")
         for s, sspan in zip(shape, sizespans, strict=False):
             self.check_size(s, sspan)
-        if len(shape) == 2:
-            raise self.error(UnsupportedError, f"matrix variables are not supported yet ('{name}' is "
-                             f"{describe_shape(shape)}); use a vector", nspan)
         if sign == ">=0":
             raise self.error(ProblemError, "a variable takes '> 0' (strictly positive solutions); "
                              f"write the constraint '{name} >= 0' under 'subject to' instead", sign_span)
@@ -510,7 +519,7 @@ class _Builder:
         env = {d.name: () for d in self.dims}
         env.update({p.name: p.shape for p in self.params})
         env.update({v.name: v.shape for v in self.variables})
-        checker = ShapeChecker((env, self.source))
+        checker = ShapeChecker((env, self.source, {d.name for d in self.dims}))
         if self.objective is not None:
             shape = checker.shape(self.objective.expr)
             if shape != ():
@@ -527,9 +536,9 @@ class _Builder:
     def relation_shape(self, checker, lhs, rhs, span) -> Shape:
         node = Binary(span, "==", lhs, rhs)
         shape = checker.broadcast(node, checker.shape(lhs), checker.shape(rhs))
-        if len(shape) == 2:
-            raise self.error(UnsupportedError, f"matrix-valued constraints are not supported "
-                             f"({describe_shape(shape)}); write them per column", span)
+        if len(shape) == 2 and not any(len(v.shape) == 2 for v in self.variables):
+            raise self.error(UnsupportedError, f"matrix-valued constraints are supported on a matrix variable "
+                             f"only ({describe_shape(shape)}); write them per column", span)
         return shape
 
     def constraints(self, checker) -> list:

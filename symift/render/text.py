@@ -15,6 +15,8 @@ def report(d: Derivation, wrt=None, params=None) -> str:
     """
     problem = d.problem
     out = [problem.summary(), ""]
+    if d.rows is not None:  # the user's problem, then the problem of one row
+        out = [d.rows.problem.summary(), "", "The problem of one row:", *problem.summary().splitlines()[1:], ""]
     if d.conventions:
         out += ["Conventions:"] + [f"  {c}" for c in d.conventions] + [""]
     if d.lagrangian is not None:

@@ -25,7 +25,7 @@ from sympy.matrices.expressions.applyfunc import ElementwiseApplyFunction
 from sympy.matrices.expressions.matexpr import MatrixExpr
 
 from .canonical import Col, Diag, Inv, Lin, Mat, Row, Term, identity, scalar, zero
-from .expr import Scalar, as_sympy
+from .expr import Scalar, as_sympy, unnest_fractions
 from .printing import text
 from .writer import SympyWriter
 
@@ -189,7 +189,7 @@ class Algebra(SympyWriter):
                     continue
                 t = t0 * (1 - a) + t1 * a
                 self.facts.use(("indicator", a))
-        t = _unnest_fractions(sp.expand(sp.powsimp(t)))
+        t = unnest_fractions(sp.expand(sp.powsimp(t)))
         if self.facts.disjoint and t.free_symbols & self.facts.indicators:
             t = self._disjoint(t)
         if self.facts.exclusive and t.free_symbols & self.facts.indicators:
@@ -594,19 +594,3 @@ def _drop_identity(factors):
 def _chain_label(factors) -> str:
     return "·".join(type(f).__name__ for f in factors)
 
-
-def _unnest_fractions(t):
-    """A reciprocal of a sum of reciprocals over one denominator: 1/(1/(1 − x) + 1/x) = x(1 − x).
-
-    The derivative of −entropy(x) − entropy(1 − x) is such a harmonic sum; written over one
-    denominator it is the form a person writes (sigmoid′ = x ∘ (1 − x)).  Kept only when shorter.
-    """
-    def nested(e):
-        return (e.is_Pow and e.exp.is_negative and e.base.is_Add
-                and any(a.is_Pow and a.exp.is_negative for b in e.base.args for a in sp.Mul.make_args(b)))
-
-    def unnest(e):
-        flat = sp.together(e)
-        return flat if sp.count_ops(flat) < sp.count_ops(e) else e
-
-    return t.replace(nested, unnest) if t.has(sp.Pow) else t

@@ -17,6 +17,7 @@ from .kkt import build_kkt
 from .lowering import lower_nonsmooth
 from .numeric import numeric_check
 from .printing import text as plain
+from .rows import has_matrix_variable, split_rows
 
 
 class Derivation:
@@ -26,12 +27,19 @@ class Derivation:
     """
 
     def __init__(self, problem: Problem):
+        #: a matrix variable whose problem separates by rows: derived as the problem of one row
+        #: (symbolic.rows); ``rows.problem`` is the user's problem, ``self.problem`` the row problem
+        self.rows = split_rows(problem) if has_matrix_variable(problem) else None
+        if self.rows is not None:
+            problem = self.rows.row_problem
         self.problem = problem
         #: the problem the KKT system is built from: norm1 terms as epigraphs (symbolic.lowering)
         self.lowered_problem, self.lowered = lower_nonsmooth(problem)
         try:
             self.system = build_kkt(self.lowered_problem)
             self.system.conventions.extend(x.sentence for x in self.lowered)
+            if self.rows is not None:
+                self.system.conventions.insert(0, self.rows.sentence)
             self.analysis = Analysis(self.system)
         except NotImplementedError as exc:
             raise UnsupportedError(f"cannot differentiate this problem: {exc}", None, problem.source) from None

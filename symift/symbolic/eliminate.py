@@ -179,7 +179,10 @@ class Eliminator:
         text = None
         if kind == "scalar" and verdict is None:
             value = self.alg.scalar_to_sympy(cond)
-            number, rest = sp.factor_terms(value).as_coeff_Mul()  # 2x ≠ 0 is x ≠ 0
+            try:
+                number, rest = sp.factor_terms(value).as_coeff_Mul()  # 2x ≠ 0 is x ≠ 0
+            except TypeError:  # sympy cannot factor some sums of Scalar(matrix) terms: say it as it is
+                number, rest = sp.S.One, value
             text = f"{describe(self.alg, rest if number != 0 else value)} ≠ 0"
         elif kind == "diagonal" and verdict is None:  # the template as the vector it stands for
             text = f"{describe(self.alg, self.alg.vector_to_sympy(cond, blk.shape[0]))} ≠ 0 elementwise"

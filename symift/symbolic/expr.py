@@ -177,13 +177,22 @@ class SympyBuilder:
 
     def call(self, e: Call, args):
         f = e.func
+        if f == "pos":  # only as an epigraph (symift.symbolic.lowering): max(a, 0) has a kink at 0
+            raise self.unsupported("pos() is supported as c * sum(pos(a)) with c > 0 in a minimized objective "
+                                   "(a hinge loss, rewritten as an epigraph); elsewhere its kink at 0 has no "
+                                   "derivative", e)
         if f in _FUNCTIONS:
             x = args[0]
             return x.applyfunc(_FUNCTIONS[f]) if is_matrix(x) else _FUNCTIONS[f](x)
+        if f == "ones":
+            (size,) = e.args
+            return ones(self.size(size.id if isinstance(size, Name) else int(size.text)))
         x = args[0]
         if f == "sum":
             return total(x)
         if f == "dot":
+            if x.shape[1] != 1:  # ⟨A, B⟩ = Σᵢⱼ AᵢⱼBᵢⱼ for matrices
+                return total(sp.HadamardProduct(x, args[1]))
             return Scalar(sp.MatMul(x.T, args[1]))
         if f == "sumsq":
             return Scalar(sp.MatMul(x.T, x)) if x.shape[1] == 1 else total(sp.HadamardPower(x, 2))
@@ -231,3 +240,20 @@ def broadcast_sub(a, b):
     if not is_matrix(b) and b == 0:
         return a
     return a - b
+
+
+def unnest_fractions(t):
+    """A reciprocal of a sum of reciprocals over one denominator: 1/(1/(1 − x) + 1/x) = x(1 − x).
+
+    The derivative of −entropy(x) − entropy(1 − x) is such a harmonic sum; written over one
+    denominator it is the form a person writes (sigmoid′ = x ∘ (1 − x)).  Kept only when shorter.
+    """
+    def nested(e):
+        return (e.is_Pow and e.exp.is_negative and e.base.is_Add
+                and any(a.is_Pow and a.exp.is_negative for b in e.base.args for a in sp.Mul.make_args(b)))
+
+    def unnest(e):
+        flat = sp.together(e)
+        return flat if sp.count_ops(flat) < sp.count_ops(e) else e
+
+    return t.replace(nested, unnest) if t.has(sp.Pow) else t

@@ -1,5 +1,9 @@
 """Non-smooth terms rewritten as smooth constraints before the KKT system is built (epigraphs).
 
+``c · sum(pos(a))`` (the hinge loss, pos(a) = max(a, 0)) becomes ``c · sum(t)`` under ``a <= t`` and
+``t >= 0`` the same way: at a solution t = max(a, 0), and stationarity in t, c − λ_hi − λ_lo = 0,
+keeps the two from being inactive together.
+
 ``c · norm1(a)`` (or ``c · sum(abs(a))``) in a minimized objective with
 c provably positive is replaced by ``c · sum(t)`` with a new variable ``t`` (``abs_a``) and the
 constraints ``a <= t`` and ``a >= -t``: at a solution t = |a|, so the problems have the same
@@ -22,16 +26,22 @@ class Lowered:
 
     term: str          # the term as written
     argument: str      # a, as written
-    variable: str      # the new variable t ≥ |a|
+    variable: str      # the new variable t ≥ |a| (t ≥ max(a, 0) for pos)
     upper: str         # the multiplier of a <= t
-    lower: str         # the multiplier of a >= -t
+    lower: str         # the multiplier of a >= -t (t >= 0 for pos)
     why: str           # why the rewriting is exact ("lam > 0")
     positive: tuple = ()  # the parameters declared > 0 that make the coefficient positive
     term_node: object = field(default=None, compare=False, repr=False)       # the model trees, for printers
     argument_node: object = field(default=None, compare=False, repr=False)
+    kind: str = "abs"  # "abs" (norm1, sum(abs(a))) or "pos" (sum(pos(a)))
 
     @property
     def sentence(self) -> str:
+        if self.kind == "pos":
+            return (f"{self.term} is written with a new variable {self.variable} ≥ max({self.argument}, 0): "
+                    f"sum({self.variable}) under '{self.argument} <= {self.variable}' ({self.upper}) and "
+                    f"'{self.variable} >= 0' ({self.lower}); exact because {self.why} and the objective is "
+                    f"minimized, so {self.variable} = max({self.argument}, 0) at a solution")
         return (f"{self.term} is written with a new variable {self.variable} ≥ |{self.argument}|: "
                 f"sum({self.variable}) under '{self.argument} <= {self.variable}' ({self.upper}) and "
                 f"'{self.argument} >= -{self.variable}' ({self.lower}); exact because {self.why} and the "
@@ -111,18 +121,22 @@ class _Rewriter:
 
     def _rewrite(self, e, atom, factors, reasons):
         arg = atom.args[0] if atom.func == "norm1" else (atom.args[0].args[0] if atom.func == "sum" else atom.args[0])
+        kind = "pos" if atom.func == "sum" and atom.args[0].func == "pos" else "abs"
         shape = self.problem.shape_of(arg)
-        base = f"abs_{arg.id}" if isinstance(arg, Name) else f"abs{len(self.lowered)}"
+        base = f"{kind}_{arg.id}" if isinstance(arg, Name) else f"{kind}{len(self.lowered)}"
         name = self._fresh(base)
         upper, lower = self._fresh(f"{name}_hi"), self._fresh(f"{name}_lo")
         span = atom.span
         t = Name(span, name)
         self.variables.append(Variable(name, shape, False, span))
         self.constraints.append(Constraint(arg, "<=", t, upper, True, shape, span))
-        self.constraints.append(Constraint(arg, ">=", Neg(span, t), lower, True, shape, span))
+        if kind == "pos":
+            self.constraints.append(Constraint(t, ">=", Number(span, "0"), lower, True, shape, span))
+        else:
+            self.constraints.append(Constraint(arg, ">=", Neg(span, t), lower, True, shape, span))
         why = ", ".join(reasons) if reasons else "its coefficient is positive"
         self.lowered.append(Lowered(unparse(e), unparse(arg), name, upper, lower, why,
-                                    tuple(dict.fromkeys(f.id for f in _names(factors))), e, arg))
+                                    tuple(dict.fromkeys(f.id for f in _names(factors))), e, arg, kind))
         new = Call(span, "sum", (t,)) if shape else t
         for f in reversed(factors):
             new = Binary(span, "*", f, new)
@@ -150,12 +164,12 @@ def _names(factors) -> list:
 
 
 def _is_atom(e) -> bool:
-    """norm1(a), sum(abs(a)), or abs(a) of a scalar."""
+    """norm1(a), sum(abs(a)) or sum(pos(a))."""
     if not isinstance(e, Call) or len(e.args) != 1:
         return False
     if e.func == "norm1":
         return True
     if e.func == "sum":
         inner = e.args[0]
-        return isinstance(inner, Call) and inner.func == "abs" and len(inner.args) == 1
+        return isinstance(inner, Call) and inner.func in ("abs", "pos") and len(inner.args) == 1
     return False

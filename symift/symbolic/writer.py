@@ -128,6 +128,8 @@ def _factored(t):
     if not t.is_Add:
         return t
     f = sp.factor(t)
+    if any(a.is_Pow and a.exp.is_negative for a in sp.Mul.make_args(f)):
+        return t  # p^-1/2∘(…): a factor that is infinite where the sum it multiplies is 0 (entmax at p = 0)
     coeff, rest = f.as_coeff_Mul()
     sums = [a for a in sp.Mul.make_args(rest) if a.is_Add]
     if coeff < 0 and sums:

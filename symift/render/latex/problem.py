@@ -101,6 +101,10 @@ class ModelLatexPrinter(Printer):
         f, args = e.func, e.args
         x = args[0]
         inner = self._print(x)
+        if f == "ones":
+            return r"\mathbf{1}_{%s}" % inner
+        if f == "pos":  # elementwise max(a, 0)
+            return r"\left(%s\right)_{+}" % inner
         call = "(%s)" % inner if isinstance(x, Name) else r"\left(%s\right)" % inner
         if f in _MODEL_FUNCTIONS:
             return _MODEL_FUNCTIONS[f] + call
@@ -112,6 +116,8 @@ class ModelLatexPrinter(Printer):
             return r"\lVert %s \rVert_{%s}" % (inner, "2" if f == "norm2" else "1")
         if f == "sumsq":
             return r"\lVert %s \rVert_{%s}^{2}" % (inner, "2" if len(self.shapes.shape(x)) == 1 else "F")
+        if f == "dot" and len(self.shapes.shape(x)) == 2:
+            return r"\langle %s, %s \rangle" % (inner, self._print(args[1]))
         if f == "dot":
             return r"%s %s" % (superscript(self.paren(x, _ATOM), r"\top"), self.paren(args[1], _PRODUCT + 1))
         if f == "quad":

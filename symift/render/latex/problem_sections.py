@@ -42,7 +42,7 @@ class ProblemSections:
                 label = r"\text{(%s)}" % text(e.label) if e.label else ""
                 rows.append(r"%s & %s = %s & %s" % (r"\text{solve for } %s:" % variables if k == 0 else "",
                                                     mp.doprint(e.lhs), mp.doprint(e.rhs), label))
-        out = [r"\section{The problem}",
+        out = [r"\section{The problem}", self._rows_text() or
                r"As stated in \texttt{%s}:" % text(Path(p.source.filename).name),
                "\\[\n\\begin{array}{r@{\\quad}l@{\\qquad}l}\n" + " \\\\[2pt]\n".join(rows) + "\n\\end{array}\n\\]"]
         used = sorted(f for f in _functions(p) if f in DEFINITIONS)
@@ -82,6 +82,23 @@ class ProblemSections:
         out.append("The declarations are\n\\begin{itemize}\n" + listed + "\n\\end{itemize}")
         return "\n".join(out)
 
+    def _rows_text(self) -> str:
+        """A matrix variable whose problem separates by rows: say so, and that the row problem follows."""
+        rows = getattr(self.d, "rows", None)
+        if rows is None:
+            return ""
+        var = next(v for v in rows.problem.variables if v.name == rows.variable)
+        aligned = ", ".join("$%s$" % self.name(a) for a in rows.aligned)
+        shared = ", ".join("$%s$" % self.name(a) for a in rows.shared)
+        return ("In \\texttt{%s} the variable $%s \\in %s$ is a matrix, and the problem separates by its rows: "
+                "row $i$ of $%s$ solves a problem of its own, with row $i$ of %s%s. Below, $%s$%s and the "
+                "multipliers stand for their row $i$, and every Jacobian holds row by row, "
+                "$\\mathrm{d}%s_i = J\\,\\mathrm{d}%s_i$. The problem of one row:"
+                % (text(Path(rows.problem.source.filename).name), self.name(var.name), space(var.shape),
+                   self.name(var.name), aligned or "no parameter", "; " + shared + " shared by every row" if shared
+                   else "", self.name(var.name), ", " + aligned if aligned else "", self.name(var.name),
+                   self.name(rows.aligned[0]) if rows.aligned else r"\theta"))
+
     # ---- 2. conventions and the Lagrangian
     def section_lagrangian(self) -> str:
         p, kkt = self.d.lowered_problem, self.kkt   # norm1 terms as epigraphs (symbolic.lowering)
@@ -91,13 +108,21 @@ class ProblemSections:
         for x in self.d.lowered:
             term, arg = lowered.doprint(x.term_node), lowered.doprint(x.argument_node)
             t = self.name(x.variable)
+            why = ", ".join("$%s > 0$" % self.name(q) for q in x.positive) or "its coefficient is positive"
+            if x.kind == "pos":
+                out.append(r"The term $%s$ is not differentiable where an entry of $%s$ is 0. Since %s and the "
+                           r"objective is minimized, symift writes it with a new variable $%s$ as "
+                           r"$\mathbf{1}^{\top} %s$ under the constraints $%s \leq %s$ (multiplier $%s$) and "
+                           r"$%s \geq 0$ (multiplier $%s$): at a solution $%s = \max(%s, 0)$, so the problems "
+                           r"have the same solutions, and the new one has a smooth KKT system." % (
+                               term, arg, why, t, t, arg, t, self.name(x.upper), t, self.name(x.lower), t, arg))
+                continue
             out.append(r"The term $%s$ is not differentiable where an entry of $%s$ is 0. Since %s and the "
                        r"objective is minimized, symift writes the norm with a new variable $%s$ as "
                        r"$\mathbf{1}^{\top} %s$ under the constraints $%s \leq %s$ (multiplier $%s$) and "
                        r"$%s \geq -%s$ (multiplier $%s$): at a solution $%s = |%s|$, so the problems have the "
                        r"same solutions, and the new one has a smooth KKT system." % (
-                           term, arg, ", ".join("$%s > 0$" % self.name(q) for q in x.positive)
-                           or "its coefficient is positive", t, t, arg, t, self.name(x.upper), arg, t,
+                           term, arg, why, t, t, arg, t, self.name(x.upper), arg, t,
                            self.name(x.lower), t, arg))
         f = r"f(%s)" % ", ".join(primal)
         if p.objective.sense == "maximize":
