@@ -54,12 +54,7 @@ class Layer:
                         "solver": None if solver is None else self._in_module_names(solver)}
 
     def __call__(self, **params):
-        missing = [p for p in self.params if p not in params]
-        extra = [p for p in params if p not in self.params]
-        if missing or extra:
-            raise ArgumentError(f"layer() takes the parameters {', '.join(self.params)}"
-                                + (f"; missing {', '.join(missing)}" if missing else "")
-                                + (f"; unknown {', '.join(extra)}" if extra else ""))
+        check_names(self.params, params)
         source = self.derivation.problem.source
         check_shapes(self.derivation.problem, params)
         kwargs = {self._to_py[p]: v for p, v in params.items()}
@@ -111,12 +106,7 @@ class RowLayer:
         self._mapped = jax.vmap(rows, in_axes=axes)
 
     def __call__(self, **params):
-        missing = [p for p in self.params if p not in params]
-        extra = [p for p in params if p not in self.params]
-        if missing or extra:
-            raise ArgumentError(f"layer() takes the parameters {', '.join(self.params)}"
-                                + (f"; missing {', '.join(missing)}" if missing else "")
-                                + (f"; unknown {', '.join(extra)}" if extra else ""))
+        check_names(self.params, params)
         check_shapes(self.rows.problem, params)
         out = dict(self._mapped(*(jax.numpy.asarray(params[p]) for p in self.params)))
         jnp = jax.numpy
@@ -175,6 +165,16 @@ def _row_derivation(d):
     row = copy.copy(d)
     row.rows = None
     return row
+
+
+def check_names(names: list, values: dict) -> None:
+    """The layer is called with exactly its parameters, by name (ArgumentError)."""
+    missing = [p for p in names if p not in values]
+    extra = [p for p in values if p not in names]
+    if missing or extra:
+        raise ArgumentError(f"layer() takes the parameters {', '.join(names)}"
+                            + (f"; missing {', '.join(missing)}" if missing else "")
+                            + (f"; unknown {', '.join(extra)}" if extra else ""))
 
 
 def check_shapes(problem, values: dict) -> None:
