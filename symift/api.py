@@ -6,8 +6,6 @@ attached: the LaTeX document (symift.render.latex), the closed forms as JAX func
 """
 from __future__ import annotations
 
-import copy
-
 from .emit.loader import jacobian_function
 from .emit.module import ModuleWriter
 from .errors import SymiftError
@@ -51,10 +49,7 @@ class Derivation(derivation.Derivation):
         jax.jacfwd / jacrev of the layer; ``report.ok`` says whether all agree, ``print(report)``
         shows the table.  ``options`` go to the layer (``symift.compile``).
         """
-        d = self
-        if self.rows is not None:  # the derivation is the row problem's: verified on one row
-            d = copy.copy(self)
-            d.rows = None
+        d = self.one_row() if self.rows is not None else self  # the row problem's derivation: one row
         return verify(d, build_layer(d, **options), seed=seed, dims=dims, wrt=wrt, params=params,
                       attempts=attempts)
 

@@ -6,7 +6,6 @@ takes the user's names, checks the options once, and turns the runtime's errors 
 """
 from __future__ import annotations
 
-import copy
 import inspect
 import warnings
 from pathlib import Path
@@ -108,18 +107,13 @@ class RowLayer:
     def __call__(self, **params):
         check_names(self.params, params)
         check_shapes(self.rows.problem, params)
-        out = dict(self._mapped(*(jax.numpy.asarray(params[p]) for p in self.params)))
-        jnp = jax.numpy
-        per_row = out["converged"]
-        out["residual"], out["cond"] = jnp.max(out["residual"]), jnp.max(out["cond"])
-        out["margin"] = jnp.min(out["margin"])
-        out["converged"], out["regular"] = jnp.all(out["converged"]), jnp.all(out["regular"])
-        converged = concrete(per_row)
+        out = self._mapped(*(jax.numpy.asarray(params[p]) for p in self.params))
+        converged = concrete(out["converged"])
         if converged is not None and not converged.all():
             bad = [int(i) for i in np.nonzero(~np.asarray(converged))[0]]
             raise MathError(f"the forward solve did not converge on rows {bad[:10]} of "
                             f"{self.rows.variable}", None, self.rows.problem.source)
-        return out
+        return runtime.whole_status(out)
 
     @property
     def source(self) -> str:
@@ -140,7 +134,7 @@ def build_layer(d, solver=None, *, tol=None, maxiter=100, backward="auto",
         if solver is not None:
             raise UnsupportedError("a solver= for a problem split by rows: pass the solver of one row to "
                                    "the row problem instead", None, d.problem.source)
-        row = build_layer(_row_derivation(d), tol=tol, maxiter=maxiter, backward=backward,
+        row = build_layer(d.one_row(), tol=tol, maxiter=maxiter, backward=backward,
                           backward_tol=backward_tol, backward_maxiter=backward_maxiter, checks=checks,
                           strict=strict)
         return RowLayer(d, row)
@@ -158,13 +152,6 @@ def build_layer(d, solver=None, *, tol=None, maxiter=100, backward="auto",
     return Layer(d, module, dict(writer.layout.py), tol=tol, maxiter=maxiter, backward=backward,
                  backward_tol=backward_tol, backward_maxiter=backward_maxiter, solver=solver,
                  callback=callback, checks=checks, strict=strict)
-
-
-def _row_derivation(d):
-    """The derivation ``d`` seen as the row problem's own (its layer checks the row shapes)."""
-    row = copy.copy(d)
-    row.rows = None
-    return row
 
 
 def check_names(names: list, values: dict) -> None:

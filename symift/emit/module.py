@@ -394,9 +394,10 @@ class ModuleWriter:
     def runtime_names(self) -> set:
         """The runtime names SPEC refers to: which forward solve, and its pieces."""
         plan = self.separable
+        rows = {"whole_status"} if getattr(self.d, "rows", None) is not None else set()
         if plan is None:
-            return {"ProblemSpec", "make_layer", "kkt_solve"}
-        names = {"ProblemSpec", "make_layer", "separable_solve", "SeparableSpec"}
+            return {"ProblemSpec", "make_layer", "kkt_solve"} | rows
+        names = {"ProblemSpec", "make_layer", "separable_solve", "SeparableSpec"} | rows
         if plan.equality is not None and plan.dual is None:
             names.add("dual_newton")
         return names
@@ -485,11 +486,8 @@ class ModuleWriter:
             f"per row of {rows.variable}; the others are shared. The status is the whole solution's: the",
             "    worst residual and condition, the smallest margin, converged and regular for every row.",
             '    """',
-            f"    out = dict(jax.vmap(lambda {plist}: layer({plist}, **options), in_axes=({axes},))({plist}))",
-            '    out["residual"], out["cond"] = jnp.max(out["residual"]), jnp.max(out["cond"])',
-            '    out["margin"] = jnp.min(out["margin"])',
-            '    out["converged"], out["regular"] = jnp.all(out["converged"]), jnp.all(out["regular"])',
-            "    return out"])
+            f"    mapped = jax.vmap(lambda {plist}: layer({plist}, **options), in_axes=({axes},))",
+            f"    return whole_status(mapped({plist}))"])
 
 
 def closed_form_fns(mw) -> tuple:

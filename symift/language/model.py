@@ -271,8 +271,7 @@ class ShapeChecker:
             self.source = problem_or_env.source
             self.dims = {d.name for d in problem_or_env.dims}
         else:
-            env, self.source = problem_or_env[:2]
-            self.dims = problem_or_env[2] if len(problem_or_env) > 2 else set()
+            env, self.source, self.dims = problem_or_env
         self.env = env
 
     def error(self, cls, message, node):

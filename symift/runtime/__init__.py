@@ -10,7 +10,7 @@ from .batching import chunk_size, in_chunks, lapack_pieces
 from .dual_newton import dual_newton
 from .implicit import BACKWARD_METHODS, DENSE_LIMIT, implicit_tangents
 from .interior_point import interior_point, kkt_solve
-from .layer import STATUS_KEYS, make_layer
+from .layer import STATUS_KEYS, make_layer, whole_status
 from .linalg import cho_factor, cho_solve, col, diag, gram, lu_factor, lu_solve, ones_row, row, zeros
 from .recovery import user_solve
 from .separable import separable_solve
@@ -32,5 +32,6 @@ __all__ = [
     "ProblemSpec", "SeparableSpec", "SolverError", "SolverOutputError", "cho_factor", "cho_solve",
     "chunk_size", "col", "cond_limit", "diag", "dual_newton", "gram", "implicit_tangents", "in_chunks",
     "interior_point", "kkt_solve", "lapack_pieces", "lu_factor", "lu_solve", "make_layer", "norm1_estimate",
-    "ones_row", "row", "separable_solve", "factor_condition", "pivot_condition", "user_solve", "zeros",
+    "ones_row", "row", "separable_solve", "factor_condition", "pivot_condition", "user_solve", "whole_status",
+    "zeros",
 ]

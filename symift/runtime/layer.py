@@ -167,6 +167,15 @@ def make_layer(spec: ProblemSpec):
     return layer
 
 
+def whole_status(out):
+    """The result of a layer mapped over the rows of a matrix variable, with the whole solution's
+    status: the worst row's residual and condition, the smallest margin, converged and regular when
+    every row is."""
+    return {**out, "residual": jnp.max(out["residual"]), "cond": jnp.max(out["cond"]),
+            "margin": jnp.min(out["margin"]), "converged": jnp.all(out["converged"]),
+            "regular": jnp.all(out["regular"])}
+
+
 def _check_eagerly(spec, probes, args, sol, status, tol, method, backward_tol, backward_maxiter, solver, strict):
     """Raise SolverError where the values are concrete (not under jit or vmap) and wrong."""
     res = concrete(status["residual"])

@@ -593,4 +593,3 @@ def _drop_identity(factors):
 
 def _chain_label(factors) -> str:
     return "·".join(type(f).__name__ for f in factors)
-

@@ -5,6 +5,8 @@
 """
 from __future__ import annotations
 
+import copy
+
 import sympy as sp
 
 from ..errors import MathError, ProblemError, UnsupportedError
@@ -47,6 +49,12 @@ class Derivation:
         self._steps: dict = {}
         self._ift: IFTReport | None = None
         self._pivots: list | None = None
+
+    def one_row(self) -> Derivation:
+        """For a problem split by rows: this derivation as the row problem's own (same analysis)."""
+        row = copy.copy(self)
+        row.rows = None
+        return row
 
     # ---- SPEC §2 attributes
     @property
