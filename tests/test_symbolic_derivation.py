@@ -16,7 +16,7 @@ from catalogue import (
     sparsemax_solve,
     spd,
 )
-from helpers import evaluate
+from helpers import derive, evaluate, fd_jacobian, same
 from scipy.optimize import brentq
 
 import symift
@@ -29,29 +29,6 @@ SIZES = (3, 5, 8)
 
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
-
-
-def derive(name):
-    return symift.derive(symift.load(EXAMPLES / f"{name}.ift"))
-
-
-def same(d, J, expected):
-    """Symbolic equality in symift's canonical algebra (J − expected simplifies to 0)."""
-    alg = d.analysis.alg
-    return alg.simplify(alg.lin(J) - alg.lin(expected)).is_zero
-
-
-def fd_jacobian(solve, params, var, param, h=1e-6):
-    """Central differences of a numerical re-solve, column by column."""
-    base = np.atleast_1d(np.asarray(params[param], dtype=float))
-    cols = []
-    for k in range(base.size):
-        e = np.zeros_like(base)
-        e.flat[k] = h
-        plus = dict(params, **{param: (base + e).reshape(np.shape(params[param]))})
-        minus = dict(params, **{param: (base - e).reshape(np.shape(params[param]))})
-        cols.append((np.atleast_1d(solve(plus)[var]) - np.atleast_1d(solve(minus)[var])) / (2 * h))
-    return np.stack(cols, axis=1)
 
 
 def close(J, F, atol):

@@ -26,7 +26,7 @@ from sympy.matrices.expressions.matexpr import MatrixExpr
 
 from ..errors import UnsupportedError
 from ..runtime import HELPERS
-from ..symbolic.expr import Scalar, as_sympy
+from ..symbolic.expr import Named, Scalar, as_sympy
 from ..symbolic.printing import text
 
 #: Names the generated code uses itself; user names equal to these are mangled.
@@ -188,8 +188,13 @@ class Emitter:
             if cols == 1:
                 return name if v == ONE else f"col({name}, {v})"
             return name if _is_eye(v) else f"({name} @ {v})"
+        if isinstance(M, Named):  # a named quantity: its definition, one temporary per operand
+            code = self.apply(M.definition, v)
+            return code if code.isidentifier() else self.tmp(code, "named")
         if isinstance(M, sp.Transpose):
             X = M.arg
+            if isinstance(X, Named):
+                return self.apply(sp.Transpose(X.definition), v)
             if X.shape[1] == 1:
                 return f"row({self.vec(X)}, {v})"
             if isinstance(X, sp.MatrixSymbol):
@@ -320,6 +325,8 @@ class Emitter:
         """
         if X in self.pd:
             return True
+        if isinstance(X, Named):
+            return self.is_pd(X.definition)
         if isinstance(X, sp.Inverse):
             return self.is_pd(X.arg)
         if isinstance(X, sp.MatAdd):

@@ -4,7 +4,17 @@ from __future__ import annotations
 from ..errors import MathError
 from ..symbolic.derivation import Derivation
 from ..symbolic.expr import is_matrix
+from ..symbolic.kkt import inner
 from ..symbolic.printing import text
+
+
+def lagrangian(d: Derivation) -> str:
+    """L = f + Σ multiplier terms, in the order of the problem: objective, then the constraints."""
+    parts = [text(d.system.objective)] + [text(inner(m.symbol, m.function)) for m in d.system.multipliers]
+    out = parts[0]
+    for t in parts[1:]:
+        out += f" - {t[1:]}" if t.startswith("-") else f" + {t}"
+    return out
 
 
 def report(d: Derivation, wrt=None, params=None) -> str:
@@ -20,7 +30,7 @@ def report(d: Derivation, wrt=None, params=None) -> str:
     if d.conventions:
         out += ["Conventions:"] + [f"  {c}" for c in d.conventions] + [""]
     if d.lagrangian is not None:
-        out += ["Lagrangian:", f"  L = {text(d.lagrangian)}", ""]
+        out += ["Lagrangian:", f"  L = {lagrangian(d)}", ""]
     out.append("KKT conditions:" if problem.kind == "optimization" else "Equations:")
     for name, (lhs, rel, rhs) in d.kkt.items():
         out.append(f"  {name}:  {text(lhs)} {rel} {text(rhs)}")
@@ -39,17 +49,23 @@ def report(d: Derivation, wrt=None, params=None) -> str:
     for v in wrt or []:
         d.check_names(v, d.parameters[0] if d.parameters else "")
     out += ["", "Jacobians:"]
-    for (v, p), J in d.jacobians(wrt, params).items():
+    results = d.jacobians(wrt, params)
+    for (v, p), J in results.items():
         sym = d.symbols[p]
         label = f"d{v}/d{p}" if not (is_matrix(sym) and sym.shape[1] != 1) else f"d{v}[d{p}]"
         out.append(f"  {label} = {text(J)}")
         for step in d.steps(p):
-            note = f" ({step.condition})" if step.condition else ""
+            condition = d.step_condition(step)
+            note = f" ({condition})" if condition else ""
             facts = f"; using {', '.join(step.facts)}" if step.facts else ""
             added = (f" after {'adding' if step.added[1] > 0 else 'subtracting'} '{step.added[0]}'"
                      if step.added else "")
-            out.append(f"      eliminate {step.unknown} with the {step.kind} pivot {text(step.pivot)} "
+            pivot = d.named_pivot(step) or (d.written(step.pivot_lin) if step.pivot_lin is not None else None)
+            out.append(f"      eliminate {step.unknown} with the {step.kind} pivot {text(pivot or step.pivot)} "
                        f"from '{step.row}'{added}{note}{facts}")
+    named = d.definitions_used(results.values())
+    if named:
+        out += ["", "where"] + [f"  {text(q)} = {text(q.definition)}" for q in named]
     if d.facts:
         out += ["", "Facts used:"] + [f"  {f}" for f in d.facts]
     return "\n".join(out)

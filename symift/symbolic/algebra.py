@@ -25,7 +25,7 @@ from sympy.matrices.expressions.applyfunc import ElementwiseApplyFunction
 from sympy.matrices.expressions.matexpr import MatrixExpr
 
 from .canonical import Col, Diag, Inv, Lin, Mat, Row, Term, identity, scalar, zero
-from .expr import Scalar, as_sympy, unnest_fractions
+from .expr import Named, Scalar, as_sympy, unnest_fractions
 from .printing import text
 from .writer import SympyWriter
 
@@ -110,6 +110,8 @@ class Algebra(SympyWriter):
             return self.simplify(self._one(Diag(t, rows), e.shape))
         if isinstance(e, sp.Inverse):
             return self.inverse(self.lin(e.arg))[0]
+        if isinstance(e, Named):
+            return self.lin(e.definition)
         raise NotImplementedError(f"no canonical form for {text(e)}")
 
     @staticmethod
@@ -349,6 +351,7 @@ class Algebra(SympyWriter):
                 collected[t.factors] = collected.get(t.factors, 0) + t.coeff
         terms = []
         for factors, c in collected.items():
+            c = sp.sympify(c)
             if c.free_symbols & self.facts.indicators:
                 c = self.simplify_template(c)
             c = sp.cancel(sp.expand(c)) if c.free_symbols else c

@@ -9,12 +9,13 @@ import copy
 
 import sympy as sp
 
-from ..errors import MathError, ProblemError, UnsupportedError
+from ..errors import MathError, ProblemError, SymiftError, UnsupportedError
 from ..language.model import Problem
 from .analysis import Analysis
 from .canonical import Lin
 from .conditions import IFTReport, Verdict, domain_requirements
-from .expr import is_matrix
+from .expr import Named, is_matrix
+from .factor import Factorizer
 from .kkt import build_kkt
 from .lowering import lower_nonsmooth
 from .numeric import numeric_check
@@ -49,6 +50,8 @@ class Derivation:
         self._steps: dict = {}
         self._ift: IFTReport | None = None
         self._pivots: list | None = None
+        self._closed: dict | None = None
+        self._factorizer: Factorizer | None = None
 
     def one_row(self) -> Derivation:
         """For a problem split by rows: this derivation as the row problem's own (same analysis)."""
@@ -107,9 +110,12 @@ class Derivation:
             self._ift = self._report()
         return self._ift
 
-    def jacobian(self, var: str, param: str):
+    def jacobian(self, var: str, param: str, expand: bool = False):
         """Closed form of d var*/d param as a sympy (matrix) expression over :attr:`symbols`.
 
+        Common factors are taken out and long quantities named once (:attr:`definitions`; a
+        named quantity evaluates as its definition), e.g. OptNet's dz/dh = −K Gᵀ S₂⁻¹ diag(1 − s).
+        ``expand=True`` gives the fully expanded sum of products instead.
         For a matrix parameter P the result is the directional derivative along ``dP``
         (a MatrixSymbol named ``"d" + P``), e.g. dz[dQ] = −Q⁻¹ dQ z + ….
         """
@@ -118,7 +124,83 @@ class Derivation:
             solution, _ = self._solve(param)
             self._jacobians[var, param] = self.analysis.alg.to_sympy(solution[var]) if var in solution \
                 else self._inactive_jacobian(var, param)
-        return self._jacobians[var, param]
+        if expand:
+            return self._jacobians[var, param]
+        closed = self._closed_forms()
+        if (var, param) not in closed:
+            solution, _ = self._solve(param)
+            closed[var, param] = self._factorizer.closed_form(solution[var]) \
+                if var in solution else self._jacobians[var, param]
+        expanded = self._jacobians[var, param]
+        if len(plain(closed[var, param])) > len(plain(expanded)):  # factoring that does not shorten
+            closed[var, param] = expanded
+        return closed[var, param]
+
+    @property
+    def definitions(self) -> dict:
+        """The quantities the closed forms name, name -> :class:`~symift.symbolic.expr.Named`
+        (its ``definition`` is the expression), each listed after those it uses: the Schur
+        complements S_k of the block elimination and the sums met more than once (K)."""
+        self._closed_forms()
+        return dict(self._factorizer.definitions)
+
+    def definitions_used(self, exprs) -> list:
+        """The named quantities the expressions use, directly or through other names, each after
+        those it uses (the order of :attr:`definitions`)."""
+        seen, todo = set(), list(exprs)
+        while todo:
+            for node in sp.preorder_traversal(todo.pop()):
+                if isinstance(node, Named) and node.name not in seen:
+                    seen.add(node.name)
+                    todo.append(node.definition)
+        return [q for name, q in self.definitions.items() if name in seen]
+
+    def written(self, lin: Lin):
+        """Any canonical expression of this derivation factored and written with its names."""
+        self._closed_forms()
+        return self._factorizer.closed_form(lin)
+
+    def _closed_forms(self) -> dict:
+        """The factored closed form of every primal variable for every parameter, named together
+        (a name is given by what the whole derivation repeats, so one call fixes them all)."""
+        if self._closed is None:
+            taken = set(self.symbols) | {x.name for x in self.problem.dims}
+            f = Factorizer(self.analysis.alg, taken, self.schur_letter)
+            try:
+                for step in self.pivots:
+                    f.meet(step.inverse_lin)
+            except SymiftError:
+                pass
+            results = {}
+            for p in self.parameters:
+                try:
+                    solution, _ = self._solve(p)
+                except SymiftError:
+                    continue
+                for v in self.problem.variables:
+                    if v.name in solution:
+                        results[v.name, p] = solution[v.name]
+            self._factorizer, self._closed = f, f.closed_forms(results)
+        return self._closed
+
+    def named_pivot(self, step):
+        """The pivot of an elimination step by the name of its Schur complement (S₂), or None."""
+        try:
+            self._closed_forms()
+        except SymiftError:
+            return None
+        return self._factorizer.named_pivot(step.inverse_lin) if step.inverse_lin is not None else None
+
+    def step_condition(self, step) -> str | None:
+        """A step's condition, with the pivot by its name where it has one (S₂ is nonsingular)."""
+        named = self.named_pivot(step) if step.kind == "general" else None
+        return f"{plain(named)} is nonsingular" if named is not None else step.condition
+
+    @property
+    def schur_letter(self) -> str:
+        """The letter of the Schur complements (S, unless the problem uses it)."""
+        taken = set(self.system.symbols) | {x.name for x in self.problem.dims}
+        return next((x for x in "SKWN" if not any(n == x or n.startswith(x + "_") for n in taken)), "Sigma")
 
     def jacobians(self, wrt=None, params=None) -> dict:
         """{(var, param): closed form} for every requested pair (primal variables by default)."""
@@ -192,7 +274,7 @@ class Derivation:
         except MathError as exc:
             nonsing = Verdict("∂F/∂x nonsingular", False, exc.message)
         else:
-            conditions = [s.condition for s in steps if s.condition]
+            conditions = [self.step_condition(s) for s in steps if s.condition]
             conditions += [f"{p.condition} ('{p.first}' and '{p.second}' never active together)"
                            for p in self.exclusive_used if not p.proven]
             pivots = ", ".join(f"{s.kind} pivot for {s.unknown}" for s in steps)

@@ -34,6 +34,9 @@ class Step:
     #: (other row, ±1): before the pivot, ``row`` += ± ``other row`` (two rows whose blocks in this
     #: unknown are each singular but add up to an invertible diagonal: the epigraph of |w|)
     added: tuple | None = None
+    #: the pivot's inverse in the canonical algebra (``inverse`` is its sympy form)
+    inverse_lin: Lin | None = None
+    pivot_lin: Lin | None = None
 
 
 class Eliminator:
@@ -67,7 +70,8 @@ class Eliminator:
             used_before = len(self.facts.trace)
             if added is not None:
                 self.add_row(M, R, cols, r, *added)
-            step = Step(r, c, kind, alg.to_sympy(M[r, c]), alg.to_sympy(inv), cond, added=added)
+            step = Step(r, c, kind, alg.to_sympy(M[r, c]), alg.to_sympy(inv), cond, added=added, inverse_lin=inv,
+                        pivot_lin=M[r, c])
             others = [c2 for c2 in cols if c2 != c and (r, c2) in M]
             for r2 in rows:
                 if r2 == r or (r2, c) not in M:

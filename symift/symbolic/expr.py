@@ -18,6 +18,7 @@ its argument becomes explicit, so ``J.subs({n: 4, z: Matrix(...)}).as_explicit()
 from __future__ import annotations
 
 import sympy as sp
+from sympy.core.symbol import Str
 from sympy.matrices.expressions.matexpr import MatrixExpr
 
 from ..errors import Source, UnsupportedError
@@ -58,6 +59,54 @@ class Scalar(sp.Expr):
 
     def _eval_derivative(self, s):  # sympy's own diff is not used by symift
         raise NotImplementedError("use symift.symbolic.calculus")
+
+
+class Named(MatrixExpr):
+    """A quantity the derivation names once (K, S₂): printed by its name, equal to its definition.
+
+    ``doit``, ``as_explicit`` and ``subs`` go through the definition, so a closed form that uses
+    named quantities evaluates like the fully written one (SPEC: ``J.subs(...).as_explicit()``).
+    """
+
+    def __new__(cls, name, definition):
+        return super().__new__(cls, name if isinstance(name, Str) else Str(name), definition)
+
+    @property
+    def name(self) -> str:
+        return self.args[0].name
+
+    @property
+    def definition(self):
+        return self.args[1]
+
+    @property
+    def shape(self):
+        return self.args[1].shape
+
+    def _entry(self, i, j, **kwargs):
+        return self.definition._entry(i, j, **kwargs)
+
+    def doit(self, **hints):
+        if not hints.get("deep", True):
+            return self
+        inner = self.definition.doit(**hints)
+        return Named(self.args[0], inner) if isinstance(inner, MatrixExpr) else inner
+
+    def _eval_transpose(self):
+        return None
+
+    def _sympystr(self, printer):
+        named = getattr(printer, "_print_Named", None)
+        return named(self) if named is not None else self.name
+
+
+def written_out(e):
+    """``e`` with every :class:`Named` quantity replaced by its definition."""
+    if not isinstance(e, sp.Basic) or not e.has(Named):
+        return e
+    if isinstance(e, Named):
+        return written_out(e.definition)
+    return e.func(*[written_out(a) for a in e.args])
 
 
 def _shape_symbols(m):

@@ -103,8 +103,12 @@ def build_kkt(problem: Problem, algebra: Algebra | None = None) -> KKTSystem:
         sym = builder.symbols[v.name]
         if is_matrix(sym) and v.positive:
             alg.assumptions[sym] = {"positive": True}
-    for p in problem.params:  # a vector parameter's entries carry its sign (scalars already do)
+    for p in problem.params:
         sym = builder.symbols[p.name]
+        if p.attributes & {"symmetric", "psd", "pd"}:  # ∇(½zᵀQz) = Qz, not ½Qz + ½Qᵀz
+            alg.facts.symmetric.add(sym)
+            alg.facts.cited[("symmetric", sym)] = f"{p.name} is symmetric"
+        # a vector parameter's entries carry its sign (scalars already do)
         if is_matrix(sym) and p.sign in (">0", ">=0"):
             alg.assumptions[sym] = {"positive": True} if p.sign == ">0" else {"nonnegative": True}
     variables = [builder.symbols[v.name] for v in problem.variables]

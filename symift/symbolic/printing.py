@@ -4,6 +4,8 @@ from __future__ import annotations
 import sympy as sp
 from sympy.printing.str import StrPrinter
 
+from .expr import Named
+
 
 class TextPrinter(StrPrinter):
     """Readable plain text: diag(z), zᵀ, Q⁻¹, log(z), u∘v, 1."""
@@ -21,7 +23,12 @@ class TextPrinter(StrPrinter):
 
     def _print_Inverse(self, e):
         inner = self._print(e.arg)
-        return f"{inner}⁻¹" if isinstance(e.arg, sp.MatrixSymbol) else f"({inner})⁻¹"
+        return f"{inner}⁻¹" if isinstance(e.arg, (sp.MatrixSymbol, Named)) else f"({inner})⁻¹"
+
+    def _print_Named(self, e):
+        """K, S₂: the subscript of a generated name as a Unicode subscript."""
+        base, _, k = e.name.partition("_")
+        return base + k.translate(_SUBSCRIPTS)
 
     def _print_OneMatrix(self, e):
         return "1ᵀ" if e.shape[0] == 1 and e.shape[1] != 1 else "1"
@@ -71,6 +78,9 @@ class TextPrinter(StrPrinter):
             top = body if num == 1 else f"{self.parenthesize(num, 45)} {body}"
             return f"{top}/{self.parenthesize(den, 60)}"
         return f"{self.parenthesize(c, 45)} {body}"
+
+
+_SUBSCRIPTS = str.maketrans("0123456789", "₀₁₂₃₄₅₆₇₈₉")
 
 
 def sums_last(args) -> list:

@@ -24,7 +24,7 @@ class SympyWriter:
             return self.scalar_to_sympy(sp.Add(*[t.coeff for t in a.terms]))
         if a.is_zero:
             return sp.ZeroMatrix(rows, cols)
-        terms = [self.term_to_sympy(t, a.shape) for t in _compact(self, a).terms]
+        terms = [self.term_to_sympy(t, a.shape) for t in compact(self, a).terms]
         return terms[0] if len(terms) == 1 else sp.MatAdd(*terms)
 
     def term_to_sympy(self, t: Term, shape):
@@ -142,7 +142,7 @@ def _size(t) -> tuple:
     return len(sp.Add.make_args(t)), sp.count_ops(t)
 
 
-def _compact(alg, a: Lin) -> Lin:
+def compact(alg, a: Lin) -> Lin:
     """Merge terms that differ only in one template factor: I − diag(s) → diag(1 − s)."""
     terms = list(a.terms)
     merged = True

@@ -61,7 +61,7 @@ class Document(ProblemSections, SolutionSections):
         def free(candidates):
             return next((x for x in candidates if not any(n == x or n.startswith(x + "_") for n in taken)), None)
 
-        self.letter = free("SKWN") or "Sigma"
+        self.letter = d.schur_letter  # the derivation's: its named S_k are the document's
         self.notation = {"@M@": free("MJKN") or r"\mathcal{M}", "@P@": free("PDER") or r"\mathcal{P}",
                          "@b@": free("brce") or r"\mathcal{B}"}
         self.printer = LatexPrinter({"directions": tuple(self.directions)})
@@ -70,6 +70,8 @@ class Document(ProblemSections, SolutionSections):
         self.col_index = {u.name: j for j, u in enumerate(self.a.unknowns, 1)}
         self.trace = self.failure = None
         self.results, self.traces, self.defined = {}, {}, {}
+        self.introduced: list = []    # the derivation's named quantities (K) defined so far
+        self.sequence: list = []      # (symbol, value) of every name, in the order the document defines them
         self.sections = {}
         self.cited = set()            # facts cited so far in the current section
         self._converted, self._printed = {}, {}
@@ -85,8 +87,8 @@ class Document(ProblemSections, SolutionSections):
     def _sympy(self, e, abbreviate=True):
 
         if isinstance(e, Lin):  # converting back to sympy simplifies: once per Lin
-            if id(e) not in self._converted:
-                self._converted[id(e)] = (e, self.alg.to_sympy(e))
+            if id(e) not in self._converted:  # factored, with the derivation's names (K, S₂)
+                self._converted[id(e)] = (e, self.d.written(e))
             e = self._converted[id(e)][1]
         return e.xreplace(self.abbrev) if abbreviate and self.abbrev else e
 
@@ -292,7 +294,8 @@ class Document(ProblemSections, SolutionSections):
                 self.a.derivative(row, lambda e, x=u.symbol: jacobian_lin(e, x, self.alg), u)
 
     def _name_schur_complements(self):
-        """S_k for the argument of every general inverse, in the order the elimination meets them."""
+        """S_k for the argument of every general inverse, in the order the elimination meets them
+        (the derivation's numbering); the derivation's own factored S_k where it names one."""
         k = 0
         self.defined = {}
         for pivot in self.trace.pivots:
@@ -301,11 +304,24 @@ class Document(ProblemSections, SolutionSections):
                 if isinstance(node, sp.Inverse) and not isinstance(node.arg, (sp.MatrixSymbol, sp.Transpose)) \
                         and node not in self.abbrev:
                     k += 1
-                    name = "%s_%d" % (self.letter, k)
-                    symbol = sp.MatrixSymbol(name, *node.arg.shape)
-                    self.defined[pivot.step.unknown] = self.defined.get(pivot.step.unknown, []) + [
-                        (symbol, node.arg.xreplace(self.abbrev))]
+                    symbol = self.d.definitions.get("%s_%d" % (self.letter, k))
+                    value = symbol.definition if symbol is not None else node.arg.xreplace(self.abbrev)
+                    if symbol is None:
+                        symbol = sp.MatrixSymbol("%s_%d" % (self.letter, k), *node.arg.shape)
+                    self.defined.setdefault(pivot.step.unknown, []).append((symbol, value))
                     self.abbrev[node] = sp.Inverse(symbol)
+
+    def introduce(self, exprs) -> str | None:
+        """'where K = …' for the derivation's named quantities that ``exprs`` use and that are
+        not yet defined (the Schur complements are named by their pivots)."""
+        schur = {s.name for vs in self.defined.values() for s, _ in vs}
+        new = [q for q in self.d.definitions_used([self._sympy(e) for e in exprs if e is not None])
+               if q.name not in schur and q not in self.introduced]
+        if not new:
+            return None
+        self.introduced += new
+        self.sequence += [(q, q.definition) for q in new]
+        return "where\n" + align([self.lines(self.m(q), [self.terms(q.definition)]) for q in new])
 
     # ---- 0. the result first, as an abstract
     def summary(self) -> str:
@@ -326,6 +342,10 @@ class Document(ProblemSections, SolutionSections):
         out += shown
         if later:
             out.append(("and " if shown else "") + ", ".join(later) + " as derived in %s." % self.ref("results"))
+        named = self.d.definitions_used(J for _, J in self.results.items())
+        if named:
+            out.append("where")
+            out.append(align([self.lines(self.m(q), [self.terms(q.definition, False)]) for q in named]))
         return "\n".join(out)
 
     def _failure_text(self) -> str:
@@ -340,10 +360,13 @@ class Document(ProblemSections, SolutionSections):
                                          else "")]
         if pivot.kind == "general":
             out = []
+            schur = {s.name for vs in self.defined.values() for s, _ in vs}
             for symbol, value in self.defined.get(pivot.step.unknown, []):
                 full = self.m(value)
                 short = define and width(full) < LINE // 2
-                out.append("$%s%s$ is nonsingular" % (self.m(symbol), " = " + full if short else ""))
+                uses = [q for q in self.d.definitions_used([value]) if q.name not in schur] if short else []
+                out.append("$%s%s$ is nonsingular%s" % (self.m(symbol), " = " + full if short else "", "".join(
+                    ", with $%s = %s$" % (self.m(q), self.m(q.definition)) for q in uses)))
             return out or ["$@P@_{%d}$ is nonsingular" % k]
         if pivot.kind == "symbol" and pivot.step.condition:
             return ["$%s$ is nonsingular" % self.m(pivot.step.pivot)]
@@ -372,6 +395,9 @@ def summary(d) -> str:
               else doc.lines(doc.derivative(v, p), [J]) for (v, p), J in doc.results.items()]
     if any(width(doc.m(J, False)) > 3 * LINE for J in doc.results.values()):
         groups += [doc.lines(doc.m(s), [v]) for vs in doc.defined.values() for s, v in vs]
+    else:  # the quantities the results name (K, S₂)
+        groups += [doc.lines(doc.m(q), [doc.terms(q.definition, False)])
+                   for q in d.definitions_used(doc.results.values())]
     if not groups:
         return r"$$\text{No parameters: nothing to differentiate.}$$"
     return "$$\\begin{aligned}\n" + " \\\\\n".join(line for g in groups for line in g) + "\n\\end{aligned}$$"

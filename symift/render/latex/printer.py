@@ -22,7 +22,7 @@ from sympy.printing.latex import translate
 from sympy.printing.precedence import PRECEDENCE, precedence_traditional
 
 from ...errors import UnsupportedError
-from ...symbolic.expr import Scalar
+from ...symbolic.expr import Named, Scalar
 from ...symbolic.printing import sums_last
 
 # --------------------------------------------------------------------------- names
@@ -78,11 +78,11 @@ _SCALAR_CLASSES = (sp.Symbol, sp.Integer, sp.Rational, sp.Float, sp.Add, sp.Mul,
                    type(sp.E), *_FUNCTIONS)
 _MATRIX_CLASSES = (sp.MatrixSymbol, sp.MatAdd, sp.MatMul, sp.MatPow, sp.Transpose, sp.Inverse, sp.DiagMatrix,
                    sp.OneMatrix, sp.Identity, sp.ZeroMatrix, sp.HadamardProduct, sp.HadamardPower,
-                   ElementwiseApplyFunction)
+                   ElementwiseApplyFunction, Named)
 _ALLOWED = _SCALAR_CLASSES + _MATRIX_CLASSES
 _NOT_FINITE = (sp.oo, -sp.oo, sp.zoo, sp.nan)
 #: Matrix classes that never need parentheses as a factor.
-_ATOMIC = (sp.MatrixSymbol, sp.Transpose, sp.Inverse, sp.DiagMatrix, sp.OneMatrix, sp.Identity,
+_ATOMIC = (sp.MatrixSymbol, Named, sp.Transpose, sp.Inverse, sp.DiagMatrix, sp.OneMatrix, sp.Identity,
            sp.ZeroMatrix, sp.HadamardPower, ElementwiseApplyFunction, sp.MatPow)
 
 
@@ -117,6 +117,9 @@ class LatexPrinter(_SympyLatexPrinter):
 
     def _print_MatrixSymbol(self, expr):
         return self._name(expr.name)
+
+    def _print_Named(self, expr):
+        return symbol_name(expr.name)
 
     # ---- precedence: a 1×1 reduction 1ᵀz binds like a product
     def _precedence(self, item) -> int:
@@ -205,7 +208,7 @@ class LatexPrinter(_SympyLatexPrinter):
         arg = expr.arg
         if isinstance(arg, sp.Transpose) and isinstance(arg.arg, sp.MatrixSymbol):
             return superscript(self._print(arg.arg), r"-\top")
-        if isinstance(arg, (sp.MatrixSymbol, sp.DiagMatrix)):
+        if isinstance(arg, (sp.MatrixSymbol, Named, sp.DiagMatrix)):
             return superscript(self._print(arg), "-1")
         return superscript(self._add_parens(self._print(arg)), "-1")
 

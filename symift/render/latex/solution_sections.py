@@ -68,13 +68,21 @@ class SolutionSections:
                 out.append(r"No block of $%s$ alone is invertible, but their sum is: first $F_{%d}$ is replaced by "
                            r"$F_{%d} %s F_{%d}$ (this does not change the solution)." % (
                                self.name(pivot.step.unknown), i, i, "+" if sign > 0 else "-", self.row_index[other]))
+            where = self.introduce([pivot.step.pivot_lin])
+            if where:
+                out.append("Writing the pivot below with the quantity" + ("" if where.count("&=") == 1 else "ies")
+                           + " " + where)
             out.append(self._pivot_text(k, i, j, pivot))
+            self.sequence += self.defined.get(pivot.step.unknown, [])
             for u in pivot.updates:
                 i2, j2 = self.row_index[u.row], self.col_index[u.unknown]
                 lhs = r"@M@_{%d,%d} - @M@_{%d,%d} @P@_{%d}^{-1} @M@_{%d,%d}" % (i2, j2, i2, j, k, i, j2)
                 out.append(r"The block $@M@_{%d,%d}$ becomes" % (i2, j2))
                 names = ("@M@_{%d,%d}" % (i2, j), "@P@_{%d}^{-1}" % k, "@M@_{%d,%d}" % (i, j2))
                 out.append(align([self._update_display(lhs, u, pivot, names)]))
+            where = self.introduce([x for u in pivot.updates for x in (u.plain, u.new)])
+            if where:
+                out.append(where)
             if not pivot.updates:
                 out.append("No other remaining row involves $%s$: the blocks are unchanged."
                            % self.name(pivot.step.unknown) if k < len(self.trace.pivots) else
@@ -82,9 +90,10 @@ class SolutionSections:
         return "\n".join(out)
 
     def _pivot_text(self, k, i, j, pivot) -> str:
-        P = r"$@P@_{%d} = @M@_{%d,%d} = %s$" % (k, i, j, self.m(pivot.step.pivot))
+        value = pivot.step.pivot_lin if pivot.step.pivot_lin is not None else pivot.step.pivot
+        P = r"$@P@_{%d} = @M@_{%d,%d} = %s$" % (k, i, j, self.m(value))
         if width(P) > LINE // 2:
-            P = "\n" + self.display(r"@P@_{%d} = @M@_{%d,%d}" % (k, i, j), [pivot.step.pivot]) + "\n"
+            P = "\n" + self.display(r"@P@_{%d} = @M@_{%d,%d}" % (k, i, j), [value]) + "\n"
         inverse = r"$@P@_{%d}^{-1} = %s$" % (k, self.m(pivot.inverse))
         names = self.defined.get(pivot.step.unknown, [])
         cond = self._pivot_conditions(k, pivot)
@@ -130,8 +139,8 @@ class SolutionSections:
             return "\n".join(out)
         for p in self.params:
             out += self._results_for(p)
-        if self.defined:
-            defs = ", ".join("$%s = %s$" % (self.m(s), self.m(v)) for vs in self.defined.values() for s, v in vs)
+        if self.sequence:
+            defs = ", ".join("$%s = %s$" % (self.m(s), self.m(v)) for s, v in self.sequence)
             out.append(r"Here, as in %s, %s." % (self.ref("elimination"), defs))
         return "\n".join(out)
 
