@@ -155,7 +155,7 @@ def test_factored_equals_expanded(name):
             assert len(text(J)) <= len(text(E)), (v, p)
             if name not in NUMERIC_ONLY:
                 assert same(d, J, E) and same(d, written_out(J), E), (v, p)
-            values = _point(J, E, dims, rng)
+            values = _point(d, J, E, dims, rng)
             a, b = np.asarray(evaluate(J, values, dims)), np.asarray(evaluate(E, values, dims))
             np.testing.assert_allclose(a, b, rtol=1e-8, atol=1e-8 * (1 + np.abs(b).max()), err_msg=f"{v} {p}")
     seen = set()
@@ -166,22 +166,32 @@ def test_factored_equals_expanded(name):
         seen.add(name_)
 
 
-def _point(J, E, dims, rng) -> dict:
+def _point(d, J, E, dims, rng) -> dict:
     """Random values for every symbol of J and E: entries in [0.2, 1] (logs and powers defined),
-    0/1 for indicators, a well-conditioned matrix (diagonal plus noise) for square matrices."""
-    symbols = {s.name: s for e in (written_out(J), E) for s in sp.sympify(e).free_symbols
-               if s.name not in dims}
+    indicators in {0, 1} as the derivation's facts allow them (two bounds never both active, the
+    two sides of |w| or pos(a) never both inactive — nor both active: that is the kink, where the
+    pivots are singular), a well-conditioned square matrix (I plus noise)."""
+    symbols = sorted({s.name: s for e in (written_out(J), E) for s in sp.sympify(e).free_symbols
+                      if s.name not in dims}.items())
+    indicators = {v[0].name: p for p, v in d.analysis.alg.vectors.items() if p in d.analysis.facts.indicators}
     out = {}
-    for k, s in symbols.items():
+    for k, s in symbols:
         if not isinstance(s, sp.MatrixSymbol):
             out[k] = rng.uniform(0.5, 1.5)
             continue
         shape = tuple(int(x) if x.is_Integer else dims[str(x)] for x in s.shape)
-        if k == "s" or k.startswith("s_"):
+        if k in indicators:
             out[k] = rng.integers(0, 2, size=shape).astype(float)
         elif shape[0] == shape[1] and shape[0] > 1:
             a = 0.1 * rng.standard_normal(shape)
             out[k] = a @ a.T + np.eye(shape[0])
         else:
             out[k] = rng.uniform(0.2, 1.0, size=shape)
+    names = {p: n for n, p in indicators.items()}
+    for a, b in d.analysis.facts.exclusive:   # (1 − a)(1 − b) = 0
+        if names.get(a) in out and names.get(b) in out:
+            out[names[a]] = np.where(out[names[b]] == 0, 1.0, out[names[a]])
+    for a, b in d.analysis.facts.disjoint:    # a∘b = 0, and not both 0 either (that is the kink)
+        if names.get(a) in out and names.get(b) in out:
+            out[names[b]] = 1.0 - out[names[a]]
     return out

@@ -85,17 +85,21 @@ def _make_core(spec: ProblemSpec, tol, maxiter, backward, backward_tol, backward
                checks, strict):
     forward = _forward_fn(spec, tol, maxiter, solver, callback, checks)
 
+    def symmetric_part(values):
+        """A symmetric (psd, pd) matrix parameter enters through its symmetric part (½zᵀQz sees
+        nothing else, and the derived F writes Qz for ½(Q + Qᵀ)z): so does its tangent, and the
+        gradient, the transpose, comes out symmetric."""
+        return tuple(0.5 * (t + jnp.swapaxes(t, -1, -2)) if name in spec.symmetric else t
+                     for name, t in zip(spec.params, values, strict=False))
+
     @jax.custom_jvp
     def core(*args):
-        return forward(*args)
+        return forward(*symmetric_part(args))
 
     @core.defjvp
     def core_jvp(primals, tangents):
+        primals, tangents = symmetric_part(primals), symmetric_part(tangents)
         sol, inds, status = forward(*primals)
-        # a symmetric (psd, pd) matrix parameter enters through its symmetric part: so does its
-        # tangent (and the gradient, the transpose, comes out symmetric)
-        tangents = tuple(0.5 * (t + jnp.swapaxes(t, -1, -2)) if name in spec.symmetric else t
-                         for name, t in zip(spec.params, tangents, strict=False))
         params = dict(zip(spec.params, primals, strict=False))
         unknowns = dict(zip(spec.unknowns, sol, strict=False))
         if backward == "closed_form":

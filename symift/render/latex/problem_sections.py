@@ -182,6 +182,11 @@ class ProblemSections:
                                                           self.label(name)))
             out.append("A solution and its multipliers satisfy the Karush--Kuhn--Tucker conditions")
             out.append("\\begin{align*}\n" + " \\\\\n".join(lines) + "\n\\end{align*}")
+            stationarity = [b.expr for b in self.kkt.residual if b.kind == "stationarity"]
+            symmetric = sorted((q for q in self.facts.symmetric if q.name in self.d.parameters
+                                and any(q in e.free_symbols for e in stationarity)), key=str)
+            if symmetric:  # ∇(½zᵀQz) = ½(Q + Qᵀ)z = Qz
+                out.append("(stationarity uses %s)." % ", ".join(self.fact(("symmetric", q)) for q in symmetric))
             kinds = list(dict.fromkeys(b.kind for b in self.kkt.residual))
             names = {"stationarity": "stationarity", "primal feasibility": "the equality constraints",
                      "complementary slackness": "complementary slackness"}
