@@ -22,7 +22,7 @@ import numpy as np
 from .batching import in_chunks
 from .implicit import backward_method, check_backward, concrete, implicit_tangents
 from .recovery import user_solve
-from .spec import ProblemSpec, SolverError, constraint_values
+from .spec import ProblemSpec, SolverError, constraint_values, max_abs
 from .status import complementarity_margin, cond_limit
 
 ###{standalone
@@ -34,11 +34,7 @@ def data_scale(args):
     """max(1, max |θ|) over every parameter entry: the KKT residual is measured relative to it, so
     that tol means the same for data of size 1 and of size 1000 (rounding alone leaves a
     residual of about eps · |θ| · |x| · condition)."""
-    scale = jnp.ones((), jnp.result_type(float, *args))
-    for p in args:
-        if jnp.size(p):
-            scale = jnp.maximum(scale, jnp.max(jnp.abs(p)))
-    return scale
+    return jnp.maximum(jnp.ones((), jnp.result_type(float, *args)), max_abs([p for p in args if jnp.size(p)]))
 
 
 def is_regular(status, tol):
@@ -51,7 +47,8 @@ def is_regular(status, tol):
 def _forward_fn(spec: ProblemSpec, tol, maxiter, solver, callback, checks):
     """The forward solve and its status, as a function of the parameters (never differentiated).
 
-    The solve runs in cache-sized chunks under vmap (symift.runtime.batching.in_chunks); the
+    The solve runs in cache-sized chunks under vmap (symift.runtime.batching.in_chunks), except a
+    separable problem solved in closed form; the
     condition estimate runs after it, on the whole batch: its many small solves would otherwise be
     repeated as separate calls for every chunk.
     """
@@ -67,7 +64,12 @@ def _forward_fn(spec: ProblemSpec, tol, maxiter, solver, callback, checks):
         status = {"residual": res / scale, "margin": margin.astype(dtype), "margin_floor": floor.astype(dtype)}
         return (tuple(unknowns[u] for u in spec.unknowns), tuple(indicators[s] for s in spec.indicators), status)
 
-    solve = in_chunks(solve)
+    sep = spec.separable
+    if sep is None or solver is not None or (sep.equality is not None and sep.dual is None):
+        # chunks help a solve that iterates over its data (the interior point, the dual Newton):
+        # each chunk stays in cache; a separable solve in closed form (box, softmax) is a few
+        # elementwise passes, which the chunk loop would only keep XLA from fusing
+        solve = in_chunks(solve)
 
     def forward(*args):
         sol, inds, status = solve(*args)

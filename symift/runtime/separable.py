@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import jax.numpy as jnp
 
-from .spec import ProblemSpec
+from .spec import ProblemSpec, max_abs
 
 ###{standalone
 
@@ -58,6 +58,6 @@ def separable_solve(spec: ProblemSpec, params: dict, tol, maxiter):
     parts.insert(0, jnp.where(finite, 0.0, jnp.inf))
     if spec.inequalities:
         parts += [jnp.maximum(g, 0.0) for g in spec.constraints(**params, **{sep.variable: x})]
-    res = jnp.max(jnp.stack([jnp.max(jnp.abs(p), initial=0.0) for p in parts]))
+    res = max_abs(parts)
     return {k: values[k] for k in spec.unknowns}, indicators, res
 ###}

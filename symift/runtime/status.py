@@ -32,7 +32,7 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
-from .spec import ProblemSpec, constraint_values
+from .spec import ProblemSpec, constraint_values, max_abs, min_of
 
 ###{standalone
 
@@ -148,11 +148,9 @@ def complementarity_margin(spec: ProblemSpec, params, unknowns, scale):
     if not live:
         return inf, jnp.zeros((), dtype)
     gs = constraint_values(spec, params, unknowns)
-    margin, product = inf, jnp.zeros((), dtype)
-    for m in live:
-        lam, g = jnp.ravel(unknowns[m]), jnp.ravel(gs[m])
-        margin = jnp.minimum(margin, jnp.min(jnp.maximum(lam, -g), initial=jnp.inf))
-        product = jnp.maximum(product, jnp.max(jnp.abs(lam * g), initial=0.0))
+    pairs = [(jnp.ravel(unknowns[m]), jnp.ravel(gs[m])) for m in live]
+    margin = min_of([jnp.maximum(lam, -g) for lam, g in pairs]).astype(dtype)
+    product = max_abs([lam * g for lam, g in pairs]).astype(dtype)
     floor = 10 * jnp.maximum(jnp.sqrt(product), jnp.finfo(dtype).eps * scale)
     return margin, floor
 ###}
