@@ -16,9 +16,7 @@ The max |x − x_autodiff| of the forward and |grad − grad_autodiff| are print
 from __future__ import annotations
 
 import argparse
-import statistics
 import sys
-import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -27,6 +25,7 @@ sys.path.insert(0, str(ROOT))  # measure this checkout's symift, whatever is ins
 import jax
 import jax.numpy as jnp
 import numpy as np
+from layers import timed as layers_timed
 
 import symift
 
@@ -35,13 +34,8 @@ EXAMPLES = ROOT / "examples"
 
 
 def median_time(f, *args, repeat):
-    jax.block_until_ready(f(*args))
-    times = []
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        jax.block_until_ready(f(*args))
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
+    """Median seconds of f(*args) after a warm-up run (benchmarks/layers.py's timer)."""
+    return layers_timed(f, *args, repeat=repeat)[0]
 
 
 # ----------------------------------------------------------------------------- explicit formulas

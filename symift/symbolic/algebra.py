@@ -351,7 +351,7 @@ class Algebra(SympyWriter):
                 collected[t.factors] = collected.get(t.factors, 0) + t.coeff
         terms = []
         for factors, c in collected.items():
-            c = sp.sympify(c)
+            c = as_sympy(c)  # an int where every term's coefficient was
             if c.free_symbols & self.facts.indicators:
                 c = self.simplify_template(c)
             c = sp.cancel(sp.expand(c)) if c.free_symbols else c

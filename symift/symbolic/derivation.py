@@ -15,7 +15,7 @@ from .analysis import Analysis
 from .canonical import Lin
 from .conditions import IFTReport, Verdict, domain_requirements
 from .expr import Named, is_matrix
-from .factor import Factorizer
+from .factor import Factorizer, clash
 from .kkt import build_kkt
 from .lowering import lower_nonsmooth
 from .numeric import numeric_check
@@ -200,7 +200,7 @@ class Derivation:
     def schur_letter(self) -> str:
         """The letter of the Schur complements (S, unless the problem uses it)."""
         taken = set(self.system.symbols) | {x.name for x in self.problem.dims}
-        return next((x for x in "SKWN" if not any(n == x or n.startswith(x + "_") for n in taken)), "Sigma")
+        return next((x for x in "SKWN" if not clash(x, taken)), "Sigma")
 
     def jacobians(self, wrt=None, params=None) -> dict:
         """{(var, param): closed form} for every requested pair (primal variables by default)."""

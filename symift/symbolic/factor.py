@@ -24,7 +24,7 @@ import itertools
 import sympy as sp
 
 from .canonical import Col, Diag, Inv, Lin, Mat, Row, Term
-from .expr import Named
+from .expr import Named, as_sympy
 from .printing import text
 from .writer import compact
 
@@ -43,7 +43,7 @@ class Factorizer:
     def __init__(self, alg, taken: set, schur: str):
         self.alg = alg
         self.schur = schur                        # the letter of the Schur complements (S)
-        self.other = next(x for x in "KHWVUT" if x != schur and not _clash(x, taken))
+        self.other = next(x for x in "KHWVUT" if x != schur and not clash(x, taken))
         self.tokens: dict = {}                    # Inv factor -> stand-in MatrixSymbol
         self.inverses: dict = {}                  # stand-in -> (sign, factored argument)
         self.order: list = []                     # stand-ins in the order the elimination meets them
@@ -79,8 +79,7 @@ class Factorizer:
                 self.atoms.append(({t.factors: t.coeff for t in terms}, token))
                 self.quantities[token] = value
         self.atoms.sort(key=lambda a: -len(a[0]))  # the largest known sum first
-        for token in self.order:
-            inv = next(f for f, t in self.tokens.items() if t == token)
+        for inv, token in list(self.tokens.items()):  # the Schur complements again, with the known sums
             self.inverses[token] = self.factor(inv.lin)
         for coeffs, token in self.atoms:
             terms = [Term(c, f) for f, c in coeffs.items()]
@@ -285,7 +284,7 @@ def _piece(e):
 
 def _signed(pieces):
     """(sign, expression) with the sum's terms mostly positive."""
-    pieces = [(sp.sympify(c), e) for c, e in pieces]
+    pieces = [(as_sympy(c), e) for c, e in pieces]
     if len(pieces) == 1:
         c, e = pieces[0]
         if c == 1:
@@ -358,5 +357,6 @@ def _depth(named) -> int:
     return 1 + max((_depth(n) for n in inner), default=0)
 
 
-def _clash(letter, taken) -> bool:
+def clash(letter, taken) -> bool:
+    """Is ``letter`` a name in ``taken``, or the stem of one (S_1)?"""
     return any(n == letter or n.startswith(letter + "_") for n in taken)
