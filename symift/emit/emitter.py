@@ -84,6 +84,9 @@ class Emitter:
         #: 0/1 active-set indicators: s∘v is printed jnp.where(s != 0, v, 0), so that an entry of v
         #: that is infinite where s = 0 (p^-1/2 at an active bound p = 0) does not give inf·0 = NaN
         self.indicators: set = set()
+        #: indicators that are not arguments, computed where first met: symbol -> c, printed as
+        #: 1[c > 0] (the pieces of an operator at the current values: symbolic.operators)
+        self.computed: dict = {}
         self.indent = indent
         self.lines: list[str] = []
         self.cache: dict = {}
@@ -125,8 +128,8 @@ class Emitter:
                 return self.scalar(e)
             finally:
                 self.names = saved
-        if e in self.names:
-            return self.names[e]
+        if e in self.names or e in self.computed:
+            return self.name(e)
         if isinstance(e, Scalar):
             return self.apply(e.matrix, ONE)
         if e.is_Integer:
@@ -171,10 +174,17 @@ class Emitter:
             return code
         return self.tmp(code, "v")
 
+    def name(self, symbol) -> str:
+        """The code of a symbol: its argument name, or an indicator computed here from its condition."""
+        if symbol not in self.names and symbol in self.computed:
+            c = self.vec(self.computed[symbol])
+            self.names[symbol] = self.tmp(f"jnp.heaviside({c}, 0.0)", "s")  # 1 where c > 0, else 0
+        return self.names[symbol]
+
     def matrix(self, e) -> str:
         """Code of a matrix expression as a dense 2-D array (I applied to it)."""
         if isinstance(e, sp.MatrixSymbol):
-            return self.names[e]
+            return self.name(e)
         return self.tmp(self.apply(e, f"jnp.eye({self.size(e.shape[1])})"), "m")
 
     def apply(self, M, v: str) -> str:
@@ -184,7 +194,7 @@ class Emitter:
             return s if v == ONE else f"({s} * {v})"
         rows, cols = M.shape
         if isinstance(M, sp.MatrixSymbol):
-            name = self.names[M]
+            name = self.name(M)
             if cols == 1:
                 return name if v == ONE else f"col({name}, {v})"
             return name if _is_eye(v) else f"({name} @ {v})"

@@ -28,10 +28,12 @@ from ..symbolic.conditions import domain_requirements
 from ..symbolic.derivation import Derivation
 from ..symbolic.expr import Scalar, is_matrix
 from ..symbolic.newton import NewtonSystem
+from ..symbolic.operators import fixed_point_map
 from ..symbolic.printing import text
 from ..symbolic.separable import separable_dual
 from ..symbolic.tangent import TangentSystem
 from .emitter import AbsoluteEmitter, Emitter, python_name
+from .operators import OperatorWriter
 from .separable import SeparableWriter
 from .tangent import tangent_fn
 
@@ -98,6 +100,8 @@ class ModuleWriter:
         self.unknowns = list(d.unknowns)  # every unknown, inactive multipliers included
         self.pd = {d.symbols[p.name] for p in d.problem.params if "pd" in p.attributes}
         self.separable = separable_dual(d)   # closed-form / 1-D dual forward solve, if any
+        #: x == T(x, θ): iterate T before Newton (runtime.fixed_point)
+        self.fixed_point = fixed_point_map(d.problem, d.system.builder)
         self.newton = None if self.separable else newton_system(d)
 
     # ---- helpers
@@ -107,12 +111,17 @@ class ModuleWriter:
     def emitter(self):
         em = Emitter(self.layout.names(), self.pd)
         em.indicators = self.indicator_symbols
+        # an operator's indicators are computed from the current values unless they are arguments
+        em.computed = {k.indicator: k.condition for _, _, k in self.d.analysis.kinks.values()}
+        for symbol in em.computed:
+            em.names.pop(symbol, None)
         return em
 
     @property
     def indicator_symbols(self) -> set:
         alg = self.d.analysis.alg
-        return {alg.vectors[s][0] for s, _, _ in self.d.analysis.indicators.values() if s in alg.vectors}
+        out = {alg.vectors[s][0] for s, _, _ in self.d.analysis.indicators.values() if s in alg.vectors}
+        return out | {k.indicator for _, _, k in self.d.analysis.kinks.values() if is_matrix(k.indicator)}
 
     def dims_code(self, em: Emitter, available: list) -> list:
         """Lines binding every dim to the shape of an available argument."""
@@ -131,6 +140,11 @@ class ModuleWriter:
         """A generated function; ``tangents``: its arguments that are tangents (of a jvp rule)."""
         em = self.emitter()
         em.tangent_names |= set(tangents)
+        for kink in self.d.analysis.kinks:
+            if kink in args:  # the indicators at a solution, passed in
+                symbol = self.layout.symbols[kink]
+                em.names[symbol] = self.py(kink)
+                em.computed.pop(symbol)
         result = build(em)
         head = [f"def {name}({', '.join(self.py(a) if a in self.layout.py else a for a in args)}):",
                 f'    """{doc}"""']
@@ -361,6 +375,7 @@ class ModuleWriter:
             parts.append(self.pivots_fn())
         if self.newton is not None:
             parts.append(self.newton_fn())
+        parts += OperatorWriter(self).functions()
         if self.separable is not None:
             parts += SeparableWriter(self, self.separable).functions()
         parts += [self.spec_code(why, has_pivots), self.layer_fns()]
@@ -396,7 +411,8 @@ class ModuleWriter:
         plan = self.separable
         rows = {"whole_status"} if getattr(self.d, "rows", None) is not None else set()
         if plan is None:
-            return {"ProblemSpec", "make_layer", "kkt_solve"} | rows
+            return {"ProblemSpec", "make_layer", "kkt_solve"} | rows | \
+                ({"fixed_point_solve"} if self.fixed_point is not None else set())
         names = {"ProblemSpec", "make_layer", "separable_solve", "SeparableSpec"} | rows
         if plan.equality is not None and plan.dual is None:
             names.add("dual_newton")
@@ -420,7 +436,8 @@ class ModuleWriter:
             ("stationarity", repr(tuple(b.name for b in kkt.residual if b.kind == "stationarity"))),
             ("symmetric", _tuple(py(q.name) for q in d.problem.params if q.attributes & {"symmetric", "psd", "pd"})),
             ("why_no_closed_form", repr(why or "")),
-            ("forward", "separable_solve" if self.separable is not None else "kkt_solve"),
+            ("forward", "separable_solve" if self.separable is not None else
+             "fixed_point_solve" if self.fixed_point is not None else "kkt_solve"),
             ("cg_applicable", str(d.problem.kind == "optimization" and not mults)),
             ("residual", "residual"),
             ("equations", "_equations"),
@@ -431,6 +448,9 @@ class ModuleWriter:
             ("separable", self.separable_spec()),
             ("pivots", "_pivot_conditions" if has_pivots else "None"),
             ("kinks", _tuple(self.kinks())),
+            ("operator_indicators", _tuple(py(n) for n in d.analysis.kinks)),
+            ("operator_pieces", "_kinks" if d.analysis.kinks else "None"),
+            ("fixed_point", "_fixed_point" if self.fixed_point is not None else "None"),
         ]
         return "SPEC = ProblemSpec(\n" + "".join(f"    {k}={v},\n" for k, v in fields) + ")\n_layer = make_layer(SPEC)"
 

@@ -235,8 +235,11 @@ def unparse(e: Expr, outer: int = 0) -> str:
 ELEMENTWISE = ("log", "exp", "sqrt", "sin", "cos", "tanh", "abs", "pos")
 #: Reductions of one vector (or matrix) argument to a scalar.
 REDUCTIONS = ("sum", "norm2", "sumsq", "entropy", "logsumexp", "norm1")
+#: Piecewise-linear operators of fixed points (prox and projections), elementwise in their first
+#: argument; the others are scalars or of its shape.  name -> number of arguments.
+OPERATORS = {"soft_threshold": 2, "relu": 1, "proj_box": 3}
 #: Every function name of the language; none of them can name a declaration.
-FUNCTIONS = ELEMENTWISE + REDUCTIONS + ("dot", "quad", "ones")
+FUNCTIONS = ELEMENTWISE + REDUCTIONS + tuple(OPERATORS) + ("dot", "quad", "ones")
 #: Words of the language's statements ("subject to" is two); none of them can name a declaration.
 KEYWORDS = ("dim", "param", "var", "minimize", "maximize", "subject", "to", "solve",
             "symmetric", "psd", "pd")
@@ -328,7 +331,7 @@ class ShapeChecker:
             if e.func in self.env:
                 raise self.error(UnknownNameError, f"'{e.func}' is not a function", e)
             raise self.error(UnknownNameError, f"unknown function '{e.func}'" + did_you_mean(e.func, FUNCTIONS), e)
-        arity = 2 if e.func in ("dot", "quad") else 1
+        arity = 2 if e.func in ("dot", "quad") else OPERATORS.get(e.func, 1)
         if len(e.args) != arity:
             raise self.error(ShapeError, f"{e.func}() takes {arity} argument{'s' * (arity > 1)}, "
                              f"got {len(e.args)}", e)
@@ -336,6 +339,13 @@ class ShapeChecker:
             return (self.size_argument(e.args[0]),)
         shapes = [self.shape(a) for a in e.args]
         if e.func in ELEMENTWISE:
+            return shapes[0]
+        if e.func in OPERATORS:
+            for a, s in zip(e.args[1:], shapes[1:], strict=True):
+                if s not in ((), shapes[0]):
+                    raise self.error(ShapeError, f"{e.func}() needs its arguments after the first to be scalars "
+                                     f"or of the first's shape {describe_shape(shapes[0])}, got "
+                                     f"{describe_shape(s)}", a)
             return shapes[0]
         if e.func in ("norm2", "logsumexp") and len(shapes[0]) != 1:
             raise self.error(ShapeError, f"{e.func}() needs a vector, got {describe_shape(shapes[0])}", e.args[0])

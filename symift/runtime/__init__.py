@@ -8,6 +8,7 @@ imported in-process and copied into standalone modules (the code between each fi
 """
 from .batching import chunk_size, in_chunks, lapack_pieces
 from .dual_newton import dual_newton
+from .fixed_point import fixed_point_solve
 from .implicit import BACKWARD_METHODS, DENSE_LIMIT, implicit_tangents
 from .interior_point import interior_point, kkt_solve
 from .layer import STATUS_KEYS, make_layer, whole_status
@@ -18,10 +19,12 @@ from .spec import ProblemSpec, SeparableSpec, SolverError, SolverOutputError
 from .status import cond_limit, factor_condition, norm1_estimate, pivot_condition
 
 #: The runtime files whose standalone sections make up a standalone module, in dependency order.
-STANDALONE_FILES = ("batching.py", "linalg.py", "spec.py", "status.py", "interior_point.py", "dual_newton.py",
+STANDALONE_FILES = ("batching.py", "linalg.py", "spec.py", "status.py", "interior_point.py", "fixed_point.py",
+                    "dual_newton.py",
                     "separable.py", "implicit.py", "recovery.py", "layer.py")
 #: Files a standalone module leaves out when the problem does not use them (by the name that needs them).
-OPTIONAL_FILES = {"interior_point.py": "kkt_solve", "dual_newton.py": "dual_newton", "separable.py": "separable_solve"}
+OPTIONAL_FILES = {"interior_point.py": "kkt_solve", "fixed_point.py": "fixed_point_solve",
+                  "dual_newton.py": "dual_newton", "separable.py": "separable_solve"}
 
 #: The names generated problem functions call (user names equal to one are mangled).
 HELPERS = ("row", "col", "diag", "gram", "ones_row", "zeros", "cho_factor", "cho_solve", "lu_factor", "lu_solve",
@@ -30,7 +33,7 @@ HELPERS = ("row", "col", "diag", "gram", "ones_row", "zeros", "cho_factor", "cho
 __all__ = [
     "BACKWARD_METHODS", "DENSE_LIMIT", "HELPERS", "OPTIONAL_FILES", "STANDALONE_FILES", "STATUS_KEYS",
     "ProblemSpec", "SeparableSpec", "SolverError", "SolverOutputError", "cho_factor", "cho_solve",
-    "chunk_size", "col", "cond_limit", "diag", "dual_newton", "gram", "implicit_tangents", "in_chunks",
+    "chunk_size", "col", "cond_limit", "diag", "dual_newton", "fixed_point_solve", "gram", "implicit_tangents", "in_chunks",
     "interior_point", "kkt_solve", "lapack_pieces", "lu_factor", "lu_solve", "make_layer", "norm1_estimate",
     "ones_row", "row", "separable_solve", "factor_condition", "pivot_condition", "user_solve", "whole_status",
     "zeros",

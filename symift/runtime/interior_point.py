@@ -135,8 +135,9 @@ def interior_point(F, x0, positive, n_pos, tol, maxiter, direction=None):
     return x, res, k
 
 
-def kkt_solve(spec: ProblemSpec, params: dict, tol, maxiter):
-    """The forward solve of a problem's KKT system (or a root problem's equations).
+def kkt_solve(spec: ProblemSpec, params: dict, tol, maxiter, start=None):
+    """The forward solve of a problem's KKT system (or a root problem's equations); ``start``: the
+    starting values of some unknowns (by name), the others start as below.
 
     Returns ({unknown: value}, {indicator: 1 on the inactive set}, max |F(x, 0)|).
     """
@@ -163,7 +164,9 @@ def kkt_solve(spec: ProblemSpec, params: dict, tol, maxiter):
 
     # the start: ones for positive variables, zeros otherwise; equality duals 0; λ = t = 1
     positive = set(spec.positive) | set(spec.inequalities) | set(slacks)
-    x0 = jnp.concatenate([jnp.full((s,), float(k in positive), dtype) for k, s in zip(names, sizes, strict=True)])
+    start = start or {}
+    x0 = jnp.concatenate([jnp.ravel(start[k]).astype(dtype) if k in start else jnp.full((s,), float(k in positive), dtype)
+                          for k, s in zip(names, sizes, strict=True)])
     mask = jnp.concatenate([jnp.full((s,), k in positive) for k, s in zip(names, sizes, strict=True)])
 
     direction = None

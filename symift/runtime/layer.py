@@ -22,7 +22,7 @@ import numpy as np
 from .batching import in_chunks
 from .implicit import backward_method, check_backward, concrete, implicit_tangents
 from .recovery import user_solve
-from .spec import ProblemSpec, SolverError, constraint_values, max_abs
+from .spec import ProblemSpec, SolverError, constraint_values, max_abs, min_of
 from .status import complementarity_margin, cond_limit
 
 ###{standalone
@@ -60,6 +60,12 @@ def _forward_fn(spec: ProblemSpec, tol, maxiter, solver, callback, checks):
         else:
             unknowns, indicators, res = spec.forward(spec, params, tol * scale, maxiter)
         margin, floor = complementarity_margin(spec, params, unknowns, scale)
+        if spec.operator_pieces is not None:  # no entry at an operator's kink: its pieces are fixed nearby
+            values, conditions = spec.operator_pieces(**params, **unknowns)
+            indicators = {**indicators, **dict(zip(spec.operator_indicators, values, strict=True))}
+            distance = min_of([jnp.abs(jnp.ravel(c)) for c in conditions]).astype(margin.dtype)
+            margin = jnp.minimum(margin, distance)
+            floor = jnp.maximum(floor, 10 * jnp.maximum(res, jnp.finfo(margin.dtype).eps * scale).astype(floor.dtype))
         dtype = jnp.result_type(res)
         status = {"residual": res / scale, "margin": margin.astype(dtype), "margin_floor": floor.astype(dtype)}
         return (tuple(unknowns[u] for u in spec.unknowns), tuple(indicators[s] for s in spec.indicators), status)
@@ -133,7 +139,18 @@ def _complementarity_report(spec: ProblemSpec, params, unknowns):
         if lam.size:
             i = int(np.argmin(np.maximum(lam, -g)))
             worst.append((max(lam[i], -g[i]), m, i, lam[i], g[i]))
-    _, m, i, lam, g = min(worst)
+    if spec.operator_pieces is not None:  # the argument of a prox / projection at a kink
+        _, conditions = spec.operator_pieces(**params, **unknowns)
+        for name, value in zip(spec.operator_indicators, conditions, strict=True):
+            c = np.ravel(np.abs(np.asarray(value)))
+            if c.size:
+                i = int(np.argmin(c))
+                worst.append((c[i], f"{name}[{i}]" if np.ndim(value) else name, i, None, None))
+    _, m, i, lam, g = min(worst, key=lambda w: w[0])
+    if lam is None:
+        return (f"the solution is at a kink of an operator: the piece indicator {m} is about to change "
+                "(its condition is (nearly) zero), so the solution map has no derivative there "
+                "(pass strict=False to accept the derivative on the current pieces)")
     where = f"{m}[{i}]" if np.ndim(unknowns[m]) else m
     return (f"strict complementarity fails for {where}: multiplier {lam:.3g} and constraint value g = {g:.3g} "
             "are both (nearly) zero, so the active set, and with it the solution map, changes there: "

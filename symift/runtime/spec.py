@@ -65,6 +65,9 @@ class ProblemSpec(NamedTuple):
     separable: SeparableSpec | None = None    # the dual reduction, when the problem has one
     pivots: Callable | None = None            # (**params, **unknowns, **indicators) -> the pivots' condition
     kinks: tuple = ()             # arguments of abs / sign in F (text): F is not C¹ where one has a 0 entry
+    operator_indicators: tuple = ()  # the indicators of the pieces of F's operators (soft_threshold, ...)
+    operator_pieces: Callable | None = None  # (**params, **unknowns) -> (indicators, their conditions)
+    fixed_point: Callable | None = None      # x == T(x, θ): (**params, **variables) -> T, one per variable
 
     @property
     def unknowns(self) -> tuple:
@@ -77,7 +80,8 @@ class ProblemSpec(NamedTuple):
 
     @property
     def indicators(self) -> tuple:
-        return tuple(self.indicator_of[m] for m in self.inequalities if m in self.indicator_of)
+        return tuple(self.indicator_of[m] for m in self.inequalities if m in self.indicator_of) + \
+            self.operator_indicators
 
     @property
     def closed_form(self) -> bool:

@@ -53,9 +53,11 @@ class Analysis(Eliminator):
         self.inactive: dict = {}             # multiplier name -> reason
         self.indicators: dict = {}           # multiplier name -> (indicator, meaning)
         self.exclusive: list[Exclusive] = []  # pairs of inequality blocks never active together
+        self.kinks: dict = {}                # operator indicator name -> (placeholder, size, Kink)
         self.rows: list[Block] = list(kkt.residual)
         self.unknowns: list[Unknown] = list(kkt.unknowns)
         self._declare_facts()
+        self._operator_kinks()
         self._active_sets()
         self._exclusive_pairs()
         self._never_both_inactive()
@@ -84,6 +86,27 @@ class Analysis(Eliminator):
                     c = m.constraint
                     self.facts.cited[("reduction", r)] = (
                         f"primal feasibility {unparse(c.lhs)} = {unparse(c.rhs)}")
+
+    def _operator_kinks(self):
+        """The indicators of the operators' pieces (symbolic.operators): 0/1 valued, and the two of
+        one call never 1 together (v > t and v < −t exclude each other for t ≥ 0)."""
+        for k in self.kkt.builder.kinks:
+            sym = k.indicator
+            p = self.alg.vector_placeholder(sym) if is_matrix(sym) else sym
+            size = sym.shape[0] if is_matrix(sym) else sp.S.One
+            self.facts.indicators.add(p)
+            self.facts.cited[("indicator", p)] = f"{k.name} ∈ {{0, 1}} elementwise, so {k.name}∘{k.name} = {k.name}"
+            self.kinks[k.name] = (p, size, k)
+        for name, (p, _, k) in self.kinks.items():
+            if k.partner and k.partner in self.kinks and (self.kinks[k.partner][0], p) not in self.facts.disjoint:
+                q = self.kinks[k.partner][0]
+                self.facts.disjoint.add((p, q))
+                self.facts.cited[("disjoint", p, q)] = (f"{name} and {k.partner} are the indicators of two pieces "
+                                                        f"of {k.call}, never 1 together: {name}∘{k.partner} = 0")
+        calls = dict.fromkeys(k.call for _, _, k in self.kinks.values())
+        for call in calls:
+            names = " and ".join(n for n, (_, _, k) in self.kinks.items() if k.call == call)
+            self.assumptions.append(f"no entry at a kink of {call}: {names} constant near the solution")
 
     def _active_sets(self):
         for m in self.kkt.multipliers:

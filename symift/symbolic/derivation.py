@@ -66,6 +66,8 @@ class Derivation:
         for s, _, _ in self.analysis.indicators.values():
             symbol = self.analysis.alg.vectors[s][0] if s in self.analysis.alg.vectors else s
             out[symbol.name] = symbol
+        for name, (_, _, kink) in self.analysis.kinks.items():
+            out[name] = kink.indicator
         return out
 
     @property
@@ -97,7 +99,9 @@ class Derivation:
     @property
     def indicators(self) -> dict:
         """Indicator name -> its meaning (e.g. s = 1[g < 0], the inactive set)."""
-        return {s.name: meaning for s, _, meaning in self.analysis.indicators.values()}
+        out = {s.name: meaning for s, _, meaning in self.analysis.indicators.values()}
+        out.update({name: kink.meaning for name, (_, _, kink) in self.analysis.kinks.items()})
+        return out
 
     @property
     def facts(self) -> list:
@@ -314,10 +318,22 @@ class Derivation:
                     if what in ("sign", "abs"):  # a kink: norm1, abs
                         why.append(f"{what}({plain(arg)}) is not differentiable where an entry is 0 "
                                    "(a solution there, usual for norm1, is not covered)")
+        for kink in self.kink_conditions():
+            reqs.append(kink)
+            why.append("an operator is linear between its kinks")
         if failed:
             return Verdict("F continuously differentiable", False, "violated: " + "; ".join(failed))
         reason = "; ".join(dict.fromkeys(why)) or "F is built from smooth functions"
         return Verdict("F continuously differentiable", True if not reqs else None, reason, reqs)
+
+
+    def kink_conditions(self) -> list:
+        """'v ≠ t elementwise'-like requirements: no entry of an operator's argument at a kink."""
+        out = []
+        for name, (_, _, kink) in self.analysis.kinks.items():
+            text = f"{plain(kink.condition)} ≠ 0" + (" elementwise" if is_matrix(kink.condition) else "")
+            out.append(f"{text} (the kink of {name} in {kink.call})")
+        return out
 
 
 def _negated(a, b) -> bool:

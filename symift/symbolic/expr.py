@@ -22,7 +22,8 @@ from sympy.core.symbol import Str
 from sympy.matrices.expressions.matexpr import MatrixExpr
 
 from ..errors import Source, UnsupportedError
-from ..language.model import Binary, Call, Name, Neg, Number, Problem, Transpose
+from ..language.model import OPERATORS, Binary, Call, Name, Neg, Number, Problem, Transpose, unparse
+from .operators import NAMES, build_operator
 
 
 class Scalar(sp.Expr):
@@ -165,6 +166,9 @@ class SympyBuilder:
             self.symbols[p.name] = self.declare(p.name, p.shape, assumptions)
         for v in problem.variables:
             self.symbols[v.name] = self.declare(v.name, v.shape, {"positive": True} if v.positive else {})
+        #: the indicators of the pieces of the operators met (symbolic.operators.Kink), in order
+        self.kinks: list = []
+        self._operators: dict = {}
 
     def size(self, s):
         return self.dims[s] if isinstance(s, str) else sp.Integer(s)
@@ -226,6 +230,8 @@ class SympyBuilder:
 
     def call(self, e: Call, args):
         f = e.func
+        if f in OPERATORS or (f == "pos" and self.problem.kind == "root"):
+            return self.operator(e, args)
         if f == "pos":  # only as an epigraph (symift.symbolic.lowering): max(a, 0) has a kink at 0
             raise self.unsupported("pos() is supported as c * sum(pos(a)) with c > 0 in a minimized objective "
                                    "(a hinge loss, rewritten as an epigraph); elsewhere its kink at 0 has no "
@@ -256,6 +262,28 @@ class SympyBuilder:
         if f == "norm1":
             return total(x.applyfunc(sp.Abs))
         raise self.unsupported(f"function '{f}'", e)  # pragma: no cover
+
+
+    def operator(self, e: Call, args):
+        """A prox / projection of a fixed point, written with its pieces' indicators (symbolic.operators)."""
+        if self.problem.kind != "root":
+            raise self.unsupported(f"{e.func}() is an operator of fixed points: use it in a 'solve' block "
+                                   "(x == T(x, θ)); in an objective write the problem itself (norm1, bounds)", e)
+        key = (e.span, unparse(e))
+        if key not in self._operators:
+            func = "relu" if e.func == "pos" else e.func
+            taken = set(self.symbols) | {k.name for k in self.kinks}
+            number = len({k.call for k in self.kinks}) + 1
+            names = []
+            for base in NAMES[func]:
+                name = base if number == 1 else base.replace("s", f"s{number}", 1)
+                while name in taken:
+                    name += "_"
+                names.append(name)
+            value, kinks = build_operator(func, args, names, unparse(e), e)
+            self.kinks += kinks
+            self._operators[key] = value
+        return self._operators[key]
 
 
 def total(x) -> sp.Expr:

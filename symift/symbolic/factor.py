@@ -330,14 +330,17 @@ def _product(*parts):
 
 
 def _positive_templates(t: Term) -> Term:
-    """diag(s − 1) as −diag(1 − s): a template with mostly negative terms changes sign."""
+    """diag(s − 1) as −diag(1 − s): a template with mostly negative terms changes sign, unless its
+    number is positive (1 − s_hi − s_lo is written as a person writes a complement)."""
     coeff, factors = t.coeff, []
     for f in t.factors:
         if isinstance(f, (Diag, Col, Row)) and f.t.is_Add:
             args = sp.Add.make_args(f.t)
             negative = [a.could_extract_minus_sign() for a in args]
             simplest = min(range(len(args)), key=lambda i: (not args[i].is_number, sp.count_ops(args[i])))
-            if 2 * sum(negative) > len(args) or (2 * sum(negative) == len(args) and negative[simplest]):
+            if any(a.is_number and a.is_positive for a in args):
+                pass
+            elif 2 * sum(negative) > len(args) or (2 * sum(negative) == len(args) and negative[simplest]):
                 coeff, f = -coeff, type(f)(sp.expand(-f.t), f.size)
         factors.append(f)
     return Term(coeff, tuple(factors))

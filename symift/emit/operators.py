@@ -1,0 +1,45 @@
+"""The printed pieces of fixed points and operators (symift.symbolic.operators).
+
+``_fixed_point`` gives T(x, θ) of a ``solve`` block written x == T(x, θ) (iterated before Newton
+by symift.runtime.fixed_point), ``_kinks`` the indicators of the operators' pieces at a solution
+with their conditions (the layer returns the indicators, and the conditions' distance to 0 joins
+the strict-complementarity margin).  Inside every other generated function an indicator that is
+not an argument is computed from its condition at the current values (Emitter.computed).
+"""
+from __future__ import annotations
+
+
+class OperatorWriter:
+    """Writes the fixed-point map and the operators' indicators into a generated module."""
+
+    def __init__(self, writer):
+        self.w, self.d = writer, writer.d
+
+    def functions(self) -> list:
+        out = []
+        if self.w.fixed_point is not None:
+            out.append(self.fixed_point_fn())
+        if self.d.analysis.kinks:
+            out.append(self.kinks_fn())
+        return out
+
+    def fixed_point_fn(self) -> str:
+        """``_fixed_point``: T(x, θ) of x == T(x, θ), one value per variable."""
+        fixed = self.w.fixed_point
+
+        def build(em):
+            return "(" + ", ".join(em.vec(t) for t in fixed.values()) + ",)"
+        return self.w.function("_fixed_point", ["*", *self.w.params, *fixed], build,
+                               "T(x, θ) of the fixed point x == T(x, θ).")
+
+    def kinks_fn(self) -> str:
+        """``_kinks``: the operators' indicators at a solution, and the arguments of their conditions
+        (whose distance to 0 is the margin of the pieces: no entry at a kink)."""
+        kinks = [k for _, _, k in self.d.analysis.kinks.values()]
+
+        def build(em):
+            values = ", ".join(em.vec(k.indicator) for k in kinks)
+            conditions = ", ".join(em.vec(k.condition) for k in kinks)
+            return f"({values},), ({conditions},)"
+        return self.w.function("_kinks", ["*", *self.w.params, *self.d.unknowns], build,
+                               "The operators' piece indicators at a solution, and their conditions (1 where > 0).")
