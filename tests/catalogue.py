@@ -177,6 +177,26 @@ def box_qp_reference(Q, c, lower, upper):
     raise AssertionError("no active set fits")
 
 
+def box_qp_pgd_solve(p):
+    """The fixed point of projected gradient is the box QP's minimiser (any step η > 0)."""
+    Q = 0.5 * (p["Q"] + p["Q"].T)  # ½xᵀQx sees the symmetric part (FD perturbs single entries)
+    return {"x": box_qp_reference(Q, p["c"], p["l"], p["u"])}
+
+
+def nnls_solve(p):
+    """Nonnegative least squares by scipy's active-set method (Lawson & Hanson), then the exact
+    solution on its support."""
+    from scipy.optimize import nnls
+    A, b = p["A"], p["b"]
+    x = nnls(A, b)[0]
+    S = x > 0
+    exact = np.zeros_like(x)
+    exact[S] = np.linalg.lstsq(A[:, S], b, rcond=None)[0]
+    g = A.T @ (A @ exact - b)
+    assert np.all(exact[S] > 0) and np.all(g[~S] > 0), "support changed"
+    return {"x": exact}
+
+
 def spd(rng, n):
     L = rng.standard_normal((n, n))
     return L @ L.T + n * np.eye(n)

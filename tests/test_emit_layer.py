@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 from catalogue import (
     box_projection_solve,
+    box_qp_pgd_solve,
     circle_solve,
     constrained_softmax_solve,
     elastic_net_solve,
@@ -23,6 +24,7 @@ from catalogue import (
     fixed_point_solve,
     lasso_solve,
     lml_solve,
+    nnls_solve,
     optnet_case,
     ridge_solve,
     sigmoid_solve,
@@ -67,6 +69,15 @@ def cases(n=5):
         # lam = 1: two entries off the support with |g| ≤ 0.52 λ (a clear margin: strict complementarity)
         ("elastic_net", {"X": rng.standard_normal((n + 3, n)), "y": rng.standard_normal(n + 3), "lam": 1.0,
                          "gam": 0.3}, elastic_net_solve, "w", ["y", "lam", "gam", "X"]),
+        # fixed points of proximal / projected gradient (the solution does not depend on η: the
+        # derived dw/dη vanishes there, checked against FD of a re-solve that ignores η)
+        ("lasso_prox", {"X": rng.standard_normal((n + 3, n)), "y": rng.standard_normal(n + 3), "lam": 0.5,
+                        "eta": 0.02}, lasso_solve, "w", ["y", "lam", "eta", "X"]),
+        ("box_qp_pgd", {"Q": spd(rng, n) / n, "c": 2 * rng.standard_normal(n), "l": -rng.uniform(0.2, 0.6, n),
+                        "u": rng.uniform(0.2, 0.6, n), "eta": 0.1}, box_qp_pgd_solve, "x",
+         ["c", "l", "u", "eta", "Q"]),
+        ("nnls_pgd", {"A": rng.standard_normal((n + 3, n)), "b": rng.standard_normal(n + 3), "eta": 0.02},
+         nnls_solve, "x", ["b", "eta", "A"]),
     ]
 
 

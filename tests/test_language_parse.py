@@ -15,10 +15,10 @@ from symift.language.model import Binary, Call, Name, Neg, Number, Transpose, un
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = sorted((ROOT / "examples").glob("*.ift"))
-#: SPEC §1's seven, and the breadth issue's box projection and 1.5-entmax
+#: SPEC §1's seven, the breadth issue's, and the fixed points of proximal / projected gradient
 EXAMPLE_NAMES = {"circle", "eqqp", "fixed_point", "optnet_qp", "ridge", "softmax", "sparsemax",
                  "box_projection", "entmax15", "lasso", "constrained_softmax", "lml", "elastic_net", "sigmoid",
-                 "rowwise_sparsemax", "hinge_svm"}
+                 "rowwise_sparsemax", "hinge_svm", "lasso_prox", "box_qp_pgd", "nnls_pgd"}
 
 
 def example(name: str) -> symift.Problem:

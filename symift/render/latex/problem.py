@@ -21,6 +21,9 @@ _MODEL_PRECEDENCE = {"+": _SUM, "-": _SUM, "*": _PRODUCT, "/": _PRODUCT, "@": _P
 DEFINITIONS = {
     "entropy": r"H(x) = -\sum_i x_i \log x_i",
     "logsumexp": r"\operatorname{logsumexp}(x) = \log \sum_i \exp(x_i)",
+    "soft_threshold": r"\operatorname{soft}_{t}(v) = \operatorname{sign}(v) \odot (\lvert v \rvert - t)_{+}"
+                      r" = \operatorname{prox}_{t \lVert \cdot \rVert_{1}}(v)",
+    "proj_box": r"\Pi_{[l, u]}(v) = \min(\max(v, l), u)",
 }
 
 
@@ -103,8 +106,12 @@ class ModelLatexPrinter(Printer):
         inner = self._print(x)
         if f == "ones":
             return r"\mathbf{1}_{%s}" % inner
-        if f == "pos":  # elementwise max(a, 0)
+        if f in ("pos", "relu"):  # elementwise max(a, 0)
             return r"\left(%s\right)_{+}" % inner
+        if f == "soft_threshold":
+            return r"\operatorname{soft}_{%s}\left(%s\right)" % (self._print(args[1]), inner)
+        if f == "proj_box":
+            return r"\Pi_{[%s, %s]}\left(%s\right)" % (self._print(args[1]), self._print(args[2]), inner)
         call = "(%s)" % inner if isinstance(x, Name) else r"\left(%s\right)" % inner
         if f in _MODEL_FUNCTIONS:
             return _MODEL_FUNCTIONS[f] + call

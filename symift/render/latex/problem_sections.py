@@ -205,6 +205,7 @@ class ProblemSections:
             out.append(r"The inequalities (primal feasibility $g \leq 0$ and dual feasibility) are not part of "
                        r"$F$; they decide which constraints are active at the solution.")
             out += self._active_sets()
+        out += self._operator_pieces()
         if [u.name for u in self.a.unknowns] != list(self.d.unknowns):
             out.append(r"The unknowns that remain are $x = (%s)$." %
                        ", ".join(self.name(u.name) for u in self.a.unknowns))
@@ -261,6 +262,33 @@ class ProblemSections:
         return out
 
     # ---- 4. the implicit function theorem
+    def _operator_pieces(self) -> list:
+        """Each prox / projection of a fixed point, written exactly with its pieces' indicators."""
+        out = []
+        for call, kinks in self._kinks_by_call().items():
+            kinks = list(kinks)
+            vector = is_matrix(kinks[0].indicator)
+            names = [self._vector(self.a.kinks[k.name][0]) if vector else self.m(k.indicator) for k in kinks]
+            defs = ", ".join(r"$%s = \mathbb{I}[%s > 0]$" % (n, self.m(k.condition, False))
+                             for n, k in zip(names, kinks, strict=True))
+            conds = ", ".join(r"$%s \neq 0$" % self.m(k.condition, False) for k in kinks)
+            both = " (never both 1)" if len(kinks) == 2 else ""
+            out.append(
+                r"The operator $%s$ is linear between its kinks. With the indicators of its pieces %s%s"
+                r"%s, it is exactly $%s$. Where no entry is at a kink (%s%s) the indicators are constant "
+                r"nearby: $F$ is differentiable there, and its derivative holds them fixed (the generalized "
+                r"Jacobian of the operator, on each piece)." % (
+                    self.model.doprint(call), defs, r" $\in \{0, 1\}^{%s}$ elementwise" % self.m(
+                        kinks[0].indicator.shape[0]) if vector else "", both, self.m(kinks[0].value, False),
+                    conds, " elementwise" if vector else ""))
+        return out
+
+    def _kinks_by_call(self) -> dict:
+        out = {}
+        for _, _, k in self.a.kinks.values():
+            out.setdefault(k.node, []).append(k)
+        return out
+
     def section_ift(self) -> str:
         ift = self.d.ift
         out = [r"\section{The implicit function theorem}",
@@ -308,6 +336,9 @@ class ProblemSections:
                     failed.append(phrase)
                 else:
                     given.append(phrase + ", which the declarations give")
+        for _, _, k in self.a.kinks.values():
+            required.append(r"$%s \neq 0$%s" % (self.m(k.condition, False),
+                                                 " elementwise" if is_matrix(k.condition) else ""))
         if failed:
             return "; ".join(failed) + "."
         if required:
@@ -335,8 +366,14 @@ class ProblemSections:
             if m:
                 lam = self.name(m.group(1))
                 out.append(r"strict complementarity for $%s$ ($%s > 0$ wherever $g_i = 0$)" % (lam, index(lam, "i")))
+            elif a.startswith("no entry at a kink of "):
+                continue  # said below, with the operator in its mathematical form
             else:
                 out.append(text(a))
+        for call, kinks in self._kinks_by_call().items():
+            names = " and ".join("$%s$" % self.m(k.indicator) for k in kinks)
+            out.append(r"no entry at a kink of $%s$ (%s constant near the solution)" % (self.model.doprint(call),
+                                                                                      names))
         for name in self.a.inactive:
             out.append(r"$%s = 0$ (an inactive constraint, %s)" % (self.name(name), self.ref("kkt")))
         return out

@@ -1,0 +1,159 @@
+"""Operators of fixed points (symift.symbolic.operators): soft_threshold, relu / pos, proj_box.
+
+A fixed point x = T(x, θ) of proximal or projected gradient writes T with a prox or a projection.
+symift writes each operator exactly with the 0/1 indicators of its pieces, so the IFT gives the
+generalized Jacobian on the support, stated with its condition (no entry at a kink), and the
+block elimination simplifies it with the indicator facts like a KKT system's active sets.
+"""
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from catalogue import box_qp_reference, lasso_solve, spd
+from helpers import EXAMPLES, derive, evaluate, layer_of
+
+import symift
+from symift.render.text import report
+
+
+def kkt_form(M, s, B):
+    """D_s (D_s M D_s + I − D_s)⁻¹ D_s B: the Jacobian on the support s (0/1), zero off it."""
+    D = np.diag(s.astype(float))
+    n = len(s)
+    return D @ np.linalg.solve(D @ M @ D + np.eye(n) - D, D @ B)
+
+
+def test_lasso_by_proximal_gradient_derives_the_support_form():
+    d = derive("lasso_prox")
+    text = report(d)
+    assert "dw/dy = eta S₁⁻¹ diag(s_hi + s_lo) Xᵀ" in text
+    assert "S₁ = diag(1 - s_hi - s_lo) + eta diag(s_hi + s_lo) Xᵀ X" in text
+    assert "dw/dlam = -eta S₁⁻¹ (s_hi - s_lo)" in text
+    # the condition: no entry of the prox's argument at ±ηλ, and the indicators' meanings
+    smooth = d.ift.smoothness
+    assert smooth.holds is None and len(smooth.requirements) == 2
+    assert all("the kink of s_" in r for r in smooth.requirements)
+    assert d.indicators == {"s_hi": "s_hi = 1[v > t] for soft_threshold(w - eta * (X.T @ (X @ w - y)), eta * lam)",
+                            "s_lo": "s_lo = 1[v < -t] for soft_threshold(w - eta * (X.T @ (X @ w - y)), eta * lam)"}
+    assert "DiracDelta" not in text and "Heaviside" not in text
+
+
+@pytest.mark.parametrize("seed, lam", [(0, 0.3), (1, 2.0), (2, 8.0), (3, 1e3)])
+def test_the_prox_form_is_the_kkt_form_at_the_solution(seed, lam):
+    """Evaluated at the solution, the derived dw/dy is D_s(D_s XᵀX D_s + I − D_s)⁻¹ D_s Xᵀ for any
+    step η (λ = 1000: w = 0, an empty support and a zero Jacobian)."""
+    rng = np.random.default_rng(seed)
+    m, n = 12, 6
+    X, y = rng.standard_normal((m, n)), rng.standard_normal(m)
+    layer = layer_of("lasso_prox")
+    d = layer.derivation
+    support = lasso_solve({"X": X, "y": y, "lam": lam})["w"] != 0
+    for eta in (0.3 / np.linalg.norm(X, 2) ** 2, 1.0 / np.linalg.norm(X, 2) ** 2):
+        out = layer(X=X, y=y, lam=lam, eta=eta)
+        assert bool(out["converged"]) and bool(out["regular"])
+        np.testing.assert_array_equal(np.asarray(out["s_hi"] + out["s_lo"]) > 0, support)
+        values = {k: np.asarray(v) for k, v in out.items() if k in d.symbols} | {"X": X, "y": y, "lam": lam,
+                                                                                   "eta": eta}
+        J = evaluate(d.jacobian("w", "y"), values, {"m": m, "n": n})
+        np.testing.assert_allclose(J, kkt_form(X.T @ X, support, X.T), atol=1e-9)
+
+
+def test_projected_gradient_box_qp_follows_the_bounds_it_touches():
+    rng = np.random.default_rng(4)
+    n = 6
+    Q, c = spd(rng, n) / n, 3 * rng.standard_normal(n)
+    lower, upper = -rng.uniform(0.2, 0.6, n), rng.uniform(0.2, 0.6, n)
+    layer = layer_of("box_qp_pgd")
+    out = layer(Q=Q, c=c, l=lower, u=upper, eta=0.1)
+    x = box_qp_reference(Q, c, lower, upper)
+    np.testing.assert_allclose(out["x"], x, atol=1e-10)
+    hi, lo = np.asarray(out["s_hi"]) > 0, np.asarray(out["s_lo"]) > 0
+    np.testing.assert_array_equal(hi, np.isclose(x, upper))
+    np.testing.assert_array_equal(lo, np.isclose(x, lower))
+    assert hi.any() and lo.any() and (~(hi | lo)).any(), "the data should touch both bounds and leave entries free"
+    free = ~(hi | lo)
+    Jc = np.asarray(jax.jacfwd(lambda v: layer(Q=Q, c=v, l=lower, u=upper, eta=0.1)["x"])(jnp.asarray(c)))
+    np.testing.assert_allclose(Jc, kkt_form(Q, free, np.eye(n)), atol=1e-9)
+    Ju = np.asarray(jax.jacrev(lambda v: layer(Q=Q, c=c, l=lower, u=v, eta=0.1)["x"])(jnp.asarray(upper)))
+    # dx/du: the entries at u move with it, the free ones follow through Q
+    expected = np.zeros((n, n))
+    expected[np.ix_(hi, hi)] = np.eye(hi.sum())
+    expected[np.ix_(free, hi)] = -np.linalg.solve(Q[np.ix_(free, free)], Q[np.ix_(free, hi)])
+    np.testing.assert_allclose(Ju, expected, atol=1e-9)
+
+
+def test_a_solution_at_a_kink_is_flagged_not_differentiated():
+    """Q = I, η = 1: x = clip(c, l, u); c₀ = u₀ exactly puts v₀ at the kink of proj_box."""
+    n = 4
+    layer = layer_of("box_qp_pgd")
+    lower, upper = -np.ones(n), np.ones(n)
+    c = np.array([1.0, 0.3, -2.0, 0.5])
+    out = layer(Q=np.eye(n), c=c, l=lower, u=upper, eta=1.0)
+    np.testing.assert_allclose(out["x"], np.clip(c, lower, upper), atol=1e-12)
+    assert bool(out["converged"]) and not bool(out["regular"])
+    assert float(out["margin"]) < 1e-12
+    def loss(v):
+        return layer(Q=np.eye(n), c=v, l=lower, u=upper, eta=1.0)["x"].sum()
+
+    with pytest.raises(symift.SymiftError, match=r"at a kink of an operator: the piece indicator s_(hi|lo)\[0\]"):
+        jax.grad(loss)(jnp.asarray(c))               # eager: said in words
+    g = jax.jit(jax.grad(loss))(jnp.asarray(c))        # traced: a NaN, never a quiet number
+    assert np.all(np.isnan(np.asarray(g)))
+    c[0] = 1.2   # off the kink: regular again
+    out = layer(Q=np.eye(n), c=c, l=lower, u=upper, eta=1.0)
+    assert bool(out["regular"]) and abs(float(out["margin"]) - 0.2) < 1e-12
+
+
+def test_relu_and_pos_are_the_same_operator_in_a_solve_block():
+    texts = {f: f"dim m, n\nparam A[m, n]\nparam b[m]\nparam eta > 0\nvar x[n]\nsolve\n"
+                f"    x == {f}(x - eta * (A.T @ (A @ x - b)))\n" for f in ("relu", "pos")}
+    reports = {f: report(symift.derive(symift.parse(t, f"{f}.ift"))) for f, t in texts.items()}
+    for r in reports.values():
+        assert "dx/db = eta S₁⁻¹ diag(s) Aᵀ" in r and "S₁ = diag(1 - s) + eta diag(s) Aᵀ A" in r
+
+
+def test_indicator_names_avoid_the_users_names():
+    src = ("dim n\nparam s[n]\nparam t > 0\nvar x[n]\nsolve\n"
+           "    x == relu(s - 0.5 * x) + 0.5 * soft_threshold(s - x, t)\n")
+    d = symift.derive(symift.parse(src, "names.ift"))
+    assert set(d.indicators) == {"s_", "s2_hi", "s2_lo"}
+    assert "dx/ds" in report(d)
+
+
+def run_cli(tmp_path, text, *args):
+    path = tmp_path / "p.ift"
+    path.write_text(text)
+    return subprocess.run([sys.executable, "-m", "symift.cli", "derive", str(path), *args],
+                          capture_output=True, text=True, timeout=120)
+
+
+def test_an_operator_outside_a_solve_block_is_refused_with_a_caret(tmp_path):
+    r = run_cli(tmp_path, "dim n\nparam theta[n]\nvar x[n]\nminimize sumsq(x - relu(theta))\n")
+    assert r.returncode == 1 and "Traceback" not in r.stderr
+    assert "p.ift:4:20: error: relu() is an operator of fixed points: use it in a 'solve' block" in r.stderr
+    assert "^~~" in r.stderr
+
+
+@pytest.mark.parametrize("equation, message, column", [
+    ("x == soft_threshold(theta - x, t)", "soft_threshold() needs its arguments after the first to be scalars or "
+     "of the first's shape vector[n], got vector[m]", 36),
+    ("x == proj_box(theta - x, 0)", "proj_box() takes 3 arguments, got 2", 10),
+    ("x == relu(theta, 1)", "relu() takes 1 argument, got 2", 10),
+])
+def test_operator_arguments_are_checked(tmp_path, equation, message, column):
+    r = run_cli(tmp_path, f"dim m, n\nparam theta[n]\nparam t[m]\nvar x[n]\nsolve\n    {equation}\n")
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+    assert f"p.ift:6:{column}: error: {message}" in r.stderr, r.stderr
+
+
+def test_the_latex_document_states_the_pieces():
+    tex = derive("lasso_prox").to_latex()
+    assert r"\operatorname{soft}_{\eta \lambda}" in tex
+    assert "is linear between its kinks" in tex and r"\mathbb{I}[" in tex
+    assert r"\operatorname{prox}_{t \lVert \cdot \rVert_{1}}(v)" in tex        # the definition, once
+    assert "soft_threshold(" not in tex                                          # no source text leaks
