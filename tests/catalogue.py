@@ -197,6 +197,16 @@ def nnls_solve(p):
     return {"x": exact}
 
 
+def simplex_qp_interior_solve(p):
+    """min ½xᵀQx − cᵀx on the simplex where the solution is interior: the QP with 1ᵀx = 1 only,
+    x = Q⁻¹(c − ν1) with ν from 1ᵀx = 1, checked positive."""
+    Q = 0.5 * (p["Q"] + p["Q"].T)
+    a, b = np.linalg.solve(Q, p["c"]), np.linalg.solve(Q, np.ones(len(p["c"])))
+    x = a - (a.sum() - 1) / b.sum() * b
+    assert np.all(x > 0), "the solution is on the boundary"
+    return {"x": x}
+
+
 def spd(rng, n):
     L = rng.standard_normal((n, n))
     return L @ L.T + n * np.eye(n)

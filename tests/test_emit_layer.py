@@ -28,6 +28,7 @@ from catalogue import (
     optnet_case,
     ridge_solve,
     sigmoid_solve,
+    simplex_qp_interior_solve,
     softmax_solve,
     sparsemax_solve,
     spd,
@@ -78,6 +79,9 @@ def cases(n=5):
          ["c", "l", "u", "eta", "Q"]),
         ("nnls_pgd", {"A": rng.standard_normal((n + 3, n)), "b": rng.standard_normal(n + 3), "eta": 0.02},
          nnls_solve, "x", ["b", "eta", "A"]),
+        # mirror descent (x = softmax(log x − η∇f)), an interior solution
+        ("simplex_qp_md", {"Q": np.eye(n) + 0.1 * spd(rng, n) / n, "c": 0.1 * rng.standard_normal(n), "eta": 0.5},
+         simplex_qp_interior_solve, "x", ["c", "eta", "Q"]),
     ]
 
 

@@ -18,7 +18,8 @@ EXAMPLES = sorted((ROOT / "examples").glob("*.ift"))
 #: SPEC §1's seven, the breadth issue's, and the fixed points of proximal / projected gradient
 EXAMPLE_NAMES = {"circle", "eqqp", "fixed_point", "optnet_qp", "ridge", "softmax", "sparsemax",
                  "box_projection", "entmax15", "lasso", "constrained_softmax", "lml", "elastic_net", "sigmoid",
-                 "rowwise_sparsemax", "hinge_svm", "lasso_prox", "box_qp_pgd", "nnls_pgd"}
+                 "rowwise_sparsemax", "hinge_svm", "lasso_prox", "box_qp_pgd", "nnls_pgd",
+                 "simplex_qp_md"}
 
 
 def example(name: str) -> symift.Problem:

@@ -100,7 +100,7 @@ def test_a_solution_at_a_kink_is_flagged_not_differentiated():
     def loss(v):
         return layer(Q=np.eye(n), c=v, l=lower, u=upper, eta=1.0)["x"].sum()
 
-    with pytest.raises(symift.SymiftError, match=r"at a kink of an operator: the piece indicator s_(hi|lo)\[0\]"):
+    with pytest.raises(symift.SymiftError, match=r"the condition of s_(hi|lo)\[0\] is \(nearly\) zero"):
         jax.grad(loss)(jnp.asarray(c))               # eager: said in words
     g = jax.jit(jax.grad(loss))(jnp.asarray(c))        # traced: a NaN, never a quiet number
     assert np.all(np.isnan(np.asarray(g)))
@@ -157,3 +157,59 @@ def test_the_latex_document_states_the_pieces():
     assert "is linear between its kinks" in tex and r"\mathbb{I}[" in tex
     assert r"\operatorname{prox}_{t \lVert \cdot \rVert_{1}}(v)" in tex        # the definition, once
     assert "soft_threshold(" not in tex                                          # no source text leaks
+
+
+# --------------------------------------------------------------------------- grad and softmax
+def test_grad_is_derived_by_symift():
+    """∇f written with grad(f, w) gives the same system, derivation and layer as ∇f by hand."""
+    by_hand = report(derive("lasso_prox"))
+    src = (EXAMPLES / "lasso_prox.ift").read_text().replace("(X.T @ (X @ w - y))", "grad(0.5 * sumsq(X @ w - y), w)")
+    assert "grad(" in src
+    d = symift.derive(symift.parse(src, "lasso_prox.ift"))
+    text = report(d)
+    assert text.split("Jacobians:")[1] == by_hand.split("Jacobians:")[1]
+    assert "S₁ = diag(1 - s_hi - s_lo) + eta diag(s_hi + s_lo) Xᵀ X" in text
+
+
+@pytest.mark.parametrize("equation, message, column", [
+    ("x == grad(theta, x)", "grad(f, x) needs a scalar f, got vector[n]", 15),
+    ("x == grad(sumsq(x), 2 * x)", "grad(f, x) differentiates with respect to a declared variable or parameter", 25),
+    ("x == grad(sumsq(x), n)", "grad(f, x) differentiates with respect to a declared variable or parameter", 25),
+    ("x == softmax(t)", "softmax() needs a vector, got scalar", 18),
+])
+def test_grad_and_softmax_arguments_are_checked(tmp_path, equation, message, column):
+    r = run_cli(tmp_path, f"dim n\nparam theta[n]\nparam t\nvar x[n]\nsolve\n    {equation}\n")
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+    assert f"p.ift:6:{column}: error: {message}" in r.stderr, r.stderr
+
+
+def test_mirror_descent_uses_softmax_rule_and_the_fixed_point():
+    """dp = p∘du − p(pᵀdu) for p = softmax(u), and p = x at the solution: S₁ = x1ᵀ + ηΣQ with
+    Σ = diag(x) − xxᵀ, dx/dc = η S₁⁻¹ Σ (no exp(·)/1ᵀexp(·) left in the result)."""
+    d = derive("simplex_qp_md")
+    text = report(d)
+    assert "S₁ = x 1ᵀ - eta (x xᵀ - diag(x)) Q" in text
+    assert "dx/dc = -eta S₁⁻¹ (x xᵀ - diag(x))" in text
+    assert "exp(" not in text.split("Jacobians:")[1]
+    assert "where p = softmax(" in text and "(= x at the solution)" in text
+
+
+def test_mirror_descent_agrees_with_the_kkt_form_and_flags_the_boundary():
+    n = 6
+    layer = layer_of("simplex_qp_md")
+    kkt = symift.compile(symift.parse("dim n\nparam Q[n, n] pd\nparam c[n]\nvar x[n]\nminimize 0.5 * quad(x, Q) - "
+                                      "dot(c, x)\nsubject to\n    nu: sum(x) == 1\n    lam: x >= 0\n", "qp.ift"))
+    rng = np.random.default_rng(7)
+    Q, c = np.eye(n) + 0.1 * spd(rng, n) / n, 0.1 * rng.standard_normal(n)
+    out, ref = layer(Q=Q, c=c, eta=0.5), kkt(Q=Q, c=c)
+    assert bool(out["regular"]) and float(np.min(out["x"])) > 1e-2
+    np.testing.assert_allclose(out["x"], ref["x"], atol=1e-10)
+    for eta in (0.1, 0.5):
+        J = jax.jacfwd(lambda v, e=eta: layer(Q=Q, c=v, eta=e)["x"])(jnp.asarray(c))
+        np.testing.assert_allclose(J, jax.jacfwd(lambda v: kkt(Q=Q, c=v)["x"])(jnp.asarray(c)), atol=1e-10)
+    Qi1 = np.linalg.solve(Q, np.ones(n))
+    np.testing.assert_allclose(J, np.linalg.inv(Q) - np.outer(Qi1, Qi1) / Qi1.sum(), atol=1e-10)
+    # a solution on the boundary of the simplex: a fixed point of the map but not of the IFT's form
+    Q, c = spd(rng, n) / n, 0.5 * rng.standard_normal(n)
+    out = layer(Q=Q, c=c, eta=0.2)
+    assert float(np.min(kkt(Q=Q, c=c)["x"])) < 1e-9 and not bool(out["regular"])

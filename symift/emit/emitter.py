@@ -84,8 +84,9 @@ class Emitter:
         #: 0/1 active-set indicators: s∘v is printed jnp.where(s != 0, v, 0), so that an entry of v
         #: that is infinite where s = 0 (p^-1/2 at an active bound p = 0) does not give inf·0 = NaN
         self.indicators: set = set()
-        #: indicators that are not arguments, computed where first met: symbol -> c, printed as
-        #: 1[c > 0] (the pieces of an operator at the current values: symbolic.operators)
+        #: symbols that are not arguments, computed where first met: an indicator -> c, printed as
+        #: 1[c > 0] (the pieces of an operator at the current values: symbolic.operators), or a
+        #: smooth map -> (jax function, its argument), e.g. p = softmax(u)
         self.computed: dict = {}
         self.indent = indent
         self.lines: list[str] = []
@@ -177,8 +178,12 @@ class Emitter:
     def name(self, symbol) -> str:
         """The code of a symbol: its argument name, or an indicator computed here from its condition."""
         if symbol not in self.names and symbol in self.computed:
-            c = self.vec(self.computed[symbol])
-            self.names[symbol] = self.tmp(f"jnp.heaviside({c}, 0.0)", "s")  # 1 where c > 0, else 0
+            how = self.computed[symbol]
+            if isinstance(how, tuple):
+                function, arg = how
+                self.names[symbol] = self.tmp(f"{function}({self.vec(arg)})", "p")
+            else:
+                self.names[symbol] = self.tmp(f"jnp.heaviside({self.vec(how)}, 0.0)", "s")  # 1 where c > 0
         return self.names[symbol]
 
     def matrix(self, e) -> str:

@@ -69,6 +69,9 @@ LAYER_DOC = '''    """The solution map: a dict of unknowns (variables and multip
     """
 '''
 
+#: The jax function of each smooth map of a 'solve' block (symbolic.operators.Map)
+_MAP_CODE = {"softmax": "jax.nn.softmax"}
+
 
 class _Layout:
     """Argument names, shapes and flat-vector layout of a derivation's unknowns and params."""
@@ -113,6 +116,7 @@ class ModuleWriter:
         em.indicators = self.indicator_symbols
         # an operator's indicators are computed from the current values unless they are arguments
         em.computed = {k.indicator: k.condition for _, _, k in self.d.analysis.kinks.values()}
+        em.computed.update({m.symbol: (_MAP_CODE[m.kind], m.arg) for m in self.d.analysis.alg.maps.values()})
         for symbol in em.computed:
             em.names.pop(symbol, None)
         return em
@@ -449,7 +453,8 @@ class ModuleWriter:
             ("pivots", "_pivot_conditions" if has_pivots else "None"),
             ("kinks", _tuple(self.kinks())),
             ("operator_indicators", _tuple(py(n) for n in d.analysis.kinks)),
-            ("operator_pieces", "_kinks" if d.analysis.kinks else "None"),
+            ("operator_pieces", "_kinks" if d.analysis.kinks or OperatorWriter(self).domains() else "None"),
+            ("operator_conditions", _tuple(OperatorWriter(self).condition_names())),
             ("fixed_point", "_fixed_point" if self.fixed_point is not None else "None"),
         ]
         return "SPEC = ProblemSpec(\n" + "".join(f"    {k}={v},\n" for k, v in fields) + ")\n_layer = make_layer(SPEC)"

@@ -19,7 +19,7 @@ class OperatorWriter:
         out = []
         if self.w.fixed_point is not None:
             out.append(self.fixed_point_fn())
-        if self.d.analysis.kinks:
+        if self.d.analysis.kinks or self.domains():
             out.append(self.kinks_fn())
         return out
 
@@ -32,14 +32,23 @@ class OperatorWriter:
         return self.w.function("_fixed_point", ["*", *self.w.params, *fixed], build,
                                "T(x, θ) of the fixed point x == T(x, θ).")
 
+    def domains(self) -> list:
+        """The maps of equations x == softmax(u) (mirror descent): x must stay inside the simplex,
+        whose boundary holds fixed points that are not solutions (x∘(∇f − c1) = 0 there), so the
+        entries of x join the margin."""
+        return [m for m in self.d.analysis.alg.maps.values() if m.equals is not None]
+
+    def condition_names(self) -> list:
+        return list(self.d.analysis.kinks) + [f"{m.equals} (inside the simplex of {m.name})" for m in self.domains()]
+
     def kinks_fn(self) -> str:
         """``_kinks``: the operators' indicators at a solution, and the arguments of their conditions
         (whose distance to 0 is the margin of the pieces: no entry at a kink)."""
         kinks = [k for _, _, k in self.d.analysis.kinks.values()]
+        conditions = [k.condition for k in kinks] + [m.equals for m in self.domains()]
 
         def build(em):
-            values = ", ".join(em.vec(k.indicator) for k in kinks)
-            conditions = ", ".join(em.vec(k.condition) for k in kinks)
-            return f"({values},), ({conditions},)"
+            values = "".join(em.vec(k.indicator) + ", " for k in kinks)
+            return f"({values}), ({', '.join(em.vec(c) for c in conditions)},)"
         return self.w.function("_kinks", ["*", *self.w.params, *self.d.unknowns], build,
                                "The operators' piece indicators at a solution, and their conditions (1 where > 0).")

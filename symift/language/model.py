@@ -238,8 +238,11 @@ REDUCTIONS = ("sum", "norm2", "sumsq", "entropy", "logsumexp", "norm1")
 #: Piecewise-linear operators of fixed points (prox and projections), elementwise in their first
 #: argument; the others are scalars or of its shape.  name -> number of arguments.
 OPERATORS = {"soft_threshold": 2, "relu": 1, "proj_box": 3}
+#: softmax(v) maps a vector to one of its shape; grad(f, x) is ∇ₓf, derived by symift (x a declared
+#: name, f a scalar), of x's shape.
+MAPS = ("softmax", "grad")
 #: Every function name of the language; none of them can name a declaration.
-FUNCTIONS = ELEMENTWISE + REDUCTIONS + tuple(OPERATORS) + ("dot", "quad", "ones")
+FUNCTIONS = ELEMENTWISE + REDUCTIONS + tuple(OPERATORS) + MAPS + ("dot", "quad", "ones")
 #: Words of the language's statements ("subject to" is two); none of them can name a declaration.
 KEYWORDS = ("dim", "param", "var", "minimize", "maximize", "subject", "to", "solve",
             "symmetric", "psd", "pd")
@@ -331,7 +334,7 @@ class ShapeChecker:
             if e.func in self.env:
                 raise self.error(UnknownNameError, f"'{e.func}' is not a function", e)
             raise self.error(UnknownNameError, f"unknown function '{e.func}'" + did_you_mean(e.func, FUNCTIONS), e)
-        arity = 2 if e.func in ("dot", "quad") else OPERATORS.get(e.func, 1)
+        arity = 2 if e.func in ("dot", "quad", "grad") else OPERATORS.get(e.func, 1)
         if len(e.args) != arity:
             raise self.error(ShapeError, f"{e.func}() takes {arity} argument{'s' * (arity > 1)}, "
                              f"got {len(e.args)}", e)
@@ -347,8 +350,12 @@ class ShapeChecker:
                                      f"or of the first's shape {describe_shape(shapes[0])}, got "
                                      f"{describe_shape(s)}", a)
             return shapes[0]
-        if e.func in ("norm2", "logsumexp") and len(shapes[0]) != 1:
+        if e.func == "grad":
+            return self.gradient(e, shapes)
+        if e.func in ("norm2", "logsumexp", "softmax") and len(shapes[0]) != 1:
             raise self.error(ShapeError, f"{e.func}() needs a vector, got {describe_shape(shapes[0])}", e.args[0])
+        if e.func == "softmax":
+            return shapes[0]
         if e.func in ("sum", "sumsq", "norm1", "entropy") and shapes[0] == ():
             raise self.error(ShapeError, f"{e.func}() needs a vector or matrix, got a scalar", e.args[0])
         if e.func == "dot":
@@ -362,6 +369,19 @@ class ShapeChecker:
                 raise self.error(ShapeError, f"quad(x, Q) needs a vector[k] and a matrix[k, k], got "
                                  f"{describe_shape(x)} and {describe_shape(q)}", e)
         return ()
+
+    def gradient(self, e: Call, shapes) -> Shape:
+        """grad(f, x): a scalar f, differentiated with respect to a declared scalar or vector x."""
+        f, x = e.args
+        if not isinstance(x, Name) or x.id in self.dims:
+            raise self.error(ShapeError, "grad(f, x) differentiates with respect to a declared variable or "
+                             "parameter: its second argument must be its name", x)
+        if shapes[0] != ():
+            raise self.error(ShapeError, f"grad(f, x) needs a scalar f, got {describe_shape(shapes[0])}", f)
+        if len(shapes[1]) > 1:
+            raise self.error(ShapeError, f"grad(f, x) needs a scalar or vector x, got {describe_shape(shapes[1])}",
+                             x)
+        return shapes[1]
 
     def size_argument(self, e: Expr):
         """The size in ``ones(k)``: a dim's name or a positive integer."""

@@ -37,6 +37,8 @@ def report(d: Derivation, wrt=None, params=None) -> str:
     out += ["", f"Residual F(x, θ) with x = ({', '.join(d.unknowns)}):"]
     for name, e in d.residual.items():
         out.append(f"  {name}:  {text(e)}")
+    for m in d.maps.values():
+        out.append(f"  where {m.meaning}: d{m.name} = {m.name}∘du - {m.name} ({m.name}ᵀdu) for its argument u")
     out += ["", "Implicit function theorem:"] + [f"  {line}" for line in str(d.ift).splitlines()]
     for meaning in d.indicators.values():
         out.append(f"  indicator {meaning}")

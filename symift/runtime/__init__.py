@@ -33,7 +33,8 @@ HELPERS = ("row", "col", "diag", "gram", "ones_row", "zeros", "cho_factor", "cho
 __all__ = [
     "BACKWARD_METHODS", "DENSE_LIMIT", "HELPERS", "OPTIONAL_FILES", "STANDALONE_FILES", "STATUS_KEYS",
     "ProblemSpec", "SeparableSpec", "SolverError", "SolverOutputError", "cho_factor", "cho_solve",
-    "chunk_size", "col", "cond_limit", "diag", "dual_newton", "fixed_point_solve", "gram", "implicit_tangents", "in_chunks",
+    "chunk_size", "col", "cond_limit", "diag", "dual_newton", "fixed_point_solve", "gram", "implicit_tangents",
+    "in_chunks",
     "interior_point", "kkt_solve", "lapack_pieces", "lu_factor", "lu_solve", "make_layer", "norm1_estimate",
     "ones_row", "row", "separable_solve", "factor_condition", "pivot_condition", "user_solve", "whole_status",
     "zeros",

@@ -165,8 +165,8 @@ def kkt_solve(spec: ProblemSpec, params: dict, tol, maxiter, start=None):
     # the start: ones for positive variables, zeros otherwise; equality duals 0; λ = t = 1
     positive = set(spec.positive) | set(spec.inequalities) | set(slacks)
     start = start or {}
-    x0 = jnp.concatenate([jnp.ravel(start[k]).astype(dtype) if k in start else jnp.full((s,), float(k in positive), dtype)
-                          for k, s in zip(names, sizes, strict=True)])
+    x0 = jnp.concatenate([jnp.ravel(start[k]).astype(dtype) if k in start
+                          else jnp.full((s,), float(k in positive), dtype) for k, s in zip(names, sizes, strict=True)])
     mask = jnp.concatenate([jnp.full((s,), k in positive) for k, s in zip(names, sizes, strict=True)])
 
     direction = None

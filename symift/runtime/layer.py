@@ -141,15 +141,16 @@ def _complementarity_report(spec: ProblemSpec, params, unknowns):
             worst.append((max(lam[i], -g[i]), m, i, lam[i], g[i]))
     if spec.operator_pieces is not None:  # the argument of a prox / projection at a kink
         _, conditions = spec.operator_pieces(**params, **unknowns)
-        for name, value in zip(spec.operator_indicators, conditions, strict=True):
+        for name, value in zip(spec.operator_conditions, conditions, strict=True):
             c = np.ravel(np.abs(np.asarray(value)))
             if c.size:
                 i = int(np.argmin(c))
                 worst.append((c[i], f"{name}[{i}]" if np.ndim(value) else name, i, None, None))
     _, m, i, lam, g = min(worst, key=lambda w: w[0])
     if lam is None:
-        return (f"the solution is at a kink of an operator: the piece indicator {m} is about to change "
-                "(its condition is (nearly) zero), so the solution map has no derivative there "
+        return (f"the solution is at a kink or the boundary of an operator: the condition of {m} is (nearly) "
+                "zero (a piece indicator about to change, or a mirror map's boundary), so the solution map "
+                "has no derivative there "
                 "(pass strict=False to accept the derivative on the current pieces)")
     where = f"{m}[{i}]" if np.ndim(unknowns[m]) else m
     return (f"strict complementarity fails for {where}: multiplier {lam:.3g} and constraint value g = {g:.3g} "

@@ -66,7 +66,8 @@ class ProblemSpec(NamedTuple):
     pivots: Callable | None = None            # (**params, **unknowns, **indicators) -> the pivots' condition
     kinks: tuple = ()             # arguments of abs / sign in F (text): F is not C¹ where one has a 0 entry
     operator_indicators: tuple = ()  # the indicators of the pieces of F's operators (soft_threshold, ...)
-    operator_pieces: Callable | None = None  # (**params, **unknowns) -> (indicators, their conditions)
+    operator_pieces: Callable | None = None  # (**params, **unknowns) -> (indicators, conditions > 0)
+    operator_conditions: tuple = ()  # what each condition is (an indicator's name, x inside a simplex)
     fixed_point: Callable | None = None      # x == T(x, θ): (**params, **variables) -> T, one per variable
 
     @property

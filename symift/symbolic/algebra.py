@@ -65,6 +65,7 @@ class Algebra(SympyWriter):
         self.reduction_of: dict = {}   # key -> reduction symbol
         self.opaque: dict = {}         # opaque-vector placeholder -> Lin
         self.assumptions: dict = {}    # vector MatrixSymbol -> sympy assumptions of its entries
+        self.maps: dict = {}           # symbol -> symbolic.operators.Map (p = softmax(u)), for calculus
 
     # ---- sympy → canonical
     def lin(self, e) -> Lin:

@@ -47,20 +47,34 @@ def depends_on(e, symbols) -> bool:
     return bool(e.free_symbols & set(symbols)) or any(a in symbols for a in e.atoms(sp.MatrixSymbol))
 
 
-def differential(e, seeds: dict):
-    """The differential of ``e`` when each ``x`` in ``seeds`` moves along ``seeds[x]``."""
-    return _Differential(seeds).d(e)
+def differential(e, seeds: dict, maps: dict | None = None):
+    """The differential of ``e`` when each ``x`` in ``seeds`` moves along ``seeds[x]``.
+
+    ``maps``: {symbol: symbolic.operators.Map} — symbols standing for a smooth map of an argument
+    (p = softmax(u)), which move with their argument by the map's rule.
+    """
+    return _Differential(seeds, maps or {}).d(e)
 
 
 class _Differential:
-    def __init__(self, seeds):
+    def __init__(self, seeds, maps):
         self.seeds = seeds
+        self.maps = maps
         self.cache = {}
+        # what moves: the seeds, and the maps whose argument moves (to a fixed point: maps of maps)
+        self.moving = set(seeds)
+        grew = True
+        while grew:
+            new = {p for p, m in maps.items() if p not in self.moving and depends_on(m.arg, self.moving)}
+            self.moving |= new
+            grew = bool(new)
 
     def d(self, e):
         if e in self.seeds:
             return self.seeds[e]
-        if not depends_on(e, self.seeds):
+        if e in self.maps:
+            return self.d_map(self.maps[e])
+        if not depends_on(e, self.moving):
             return zero_like(e)
         if e not in self.cache:
             method = getattr(self, "d_" + type(e).__name__, None)
@@ -70,6 +84,15 @@ class _Differential:
                 raise NotImplementedError(f"no differentiation rule for {text(e)}")
             self.cache[e] = method(e)
         return self.cache[e]
+
+    def d_map(self, m):
+        """d softmax(u) = p∘du − p (pᵀdu) with p = softmax(u): the symbol itself, or the unknown x of
+        an equation x == softmax(u) (equal at the solution, where the derivatives are taken)."""
+        du = self.d(m.arg)
+        if is_zero(du):
+            return zero_like(m.symbol)
+        p = m.symbol if m.equals is None else m.equals
+        return sp.HadamardProduct(p, du) - sp.MatMul(Scalar(sp.MatMul(p.T, du)), p)
 
     # ---- scalars
     def d_Add(self, e):
@@ -221,7 +244,7 @@ def jacobian_lin(e, x, alg):
     Computed as the coefficient of dx in the differential de = (∂e/∂x) dx.
     """
     d, key = direction_for(x, alg)
-    de = alg.lin(differential(e, {x: d}))
+    de = alg.lin(differential(e, {x: d}, alg.maps))
     size = x.shape[0] if isinstance(x, sp.MatrixSymbol) else sp.S.One
     return alg.coefficient(de, key, size)
 
@@ -229,7 +252,7 @@ def jacobian_lin(e, x, alg):
 def directional(e, x, alg):
     """The directional derivative of ``e`` along dX for a matrix symbol X, canonical."""
     d, _ = direction_for(x, alg)
-    return alg.lin(differential(e, {x: d})), d
+    return alg.lin(differential(e, {x: d}, alg.maps)), d
 
 
 def gradient(f, x, alg=None):

@@ -97,6 +97,11 @@ class Derivation:
         return [p.name for p in self.problem.params]
 
     @property
+    def maps(self) -> dict:
+        """Name -> the smooth map (symbolic.operators.Map) a symbol of F stands for (p = softmax(u))."""
+        return {m.name: m for m in self.analysis.alg.maps.values()}
+
+    @property
     def indicators(self) -> dict:
         """Indicator name -> its meaning (e.g. s = 1[g < 0], the inactive set)."""
         out = {s.name: meaning for s, _, meaning in self.analysis.indicators.values()}

@@ -23,7 +23,7 @@ from sympy.matrices.expressions.matexpr import MatrixExpr
 
 from ..errors import Source, UnsupportedError
 from ..language.model import OPERATORS, Binary, Call, Name, Neg, Number, Problem, Transpose, unparse
-from .operators import NAMES, build_operator
+from .operators import NAMES, Map, build_operator
 
 
 class Scalar(sp.Expr):
@@ -155,8 +155,10 @@ def number(text: str) -> sp.Expr:
 class SympyBuilder:
     """Builds sympy objects for a problem's declarations and expressions."""
 
-    def __init__(self, problem: Problem):
+    def __init__(self, problem: Problem, gradient=None):
         self.problem = problem
+        #: ∇ₓf for grad(f, x): ``gradient(f, x_symbol)`` (symbolic.calculus, given by the caller)
+        self.gradient = gradient
         self.source: Source = problem.source
         self.dims = {d.name: sp.Symbol(d.name, integer=True, positive=True) for d in problem.dims}
         self.symbols: dict[str, sp.Basic] = dict(self.dims)
@@ -168,6 +170,8 @@ class SympyBuilder:
             self.symbols[v.name] = self.declare(v.name, v.shape, {"positive": True} if v.positive else {})
         #: the indicators of the pieces of the operators met (symbolic.operators.Kink), in order
         self.kinks: list = []
+        #: the smooth maps met in a 'solve' block, named: {symbol: symbolic.operators.Map}
+        self.maps: dict = {}
         self._operators: dict = {}
 
     def size(self, s):
@@ -259,6 +263,15 @@ class SympyBuilder:
             return -total(sp.HadamardProduct(x, x.applyfunc(sp.log)))
         if f == "logsumexp":
             return sp.log(total(x.applyfunc(sp.exp)))
+        if f == "softmax" and self.problem.kind == "root":  # a named map with its own differential
+            return self.softmax_map(e, x)
+        if f == "softmax":  # exp(v) / 1ᵀexp(v), smooth
+            e_x = x.applyfunc(sp.exp)
+            return sp.MatMul(sp.Pow(total(e_x), -1), e_x)
+        if f == "grad":
+            if self.gradient is None:  # pragma: no cover - every builder of a system passes one
+                raise self.unsupported("grad() here", e)
+            return self.gradient(x, self.symbols[e.args[1].id])
         if f == "norm1":
             return total(x.applyfunc(sp.Abs))
         raise self.unsupported(f"function '{f}'", e)  # pragma: no cover
@@ -283,6 +296,21 @@ class SympyBuilder:
             value, kinks = build_operator(func, args, names, unparse(e), e)
             self.kinks += kinks
             self._operators[key] = value
+        return self._operators[key]
+
+
+    def softmax_map(self, e: Call, u):
+        """softmax(u) in a 'solve' block: a symbol p with the rule dp = p∘du − p(pᵀdu) (calculus)."""
+        key = (e.span, unparse(e))
+        if key not in self._operators:
+            taken = set(self.symbols) | {k.name for k in self.kinks} | {m.name for m in self.maps.values()}
+            name, k = "p", 1
+            while name in taken:
+                k += 1
+                name = f"p{k}"
+            symbol = sp.MatrixSymbol(name, u.shape[0], 1)
+            self.maps[symbol] = Map(name, symbol, "softmax", u, unparse(e), e)
+            self._operators[key] = symbol
         return self._operators[key]
 
 

@@ -8,11 +8,11 @@
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import sympy as sp
 
-from ..language.model import Problem
+from ..language.model import Name, Problem
 from .algebra import Algebra, Facts
 from .calculus import gradient
 from .expr import Scalar, SympyBuilder, broadcast_sub, is_matrix
@@ -97,8 +97,8 @@ def elementwise_product(a, b):
 
 def build_kkt(problem: Problem, algebra: Algebra | None = None) -> KKTSystem:
     """The Lagrangian, KKT conditions and residual of a problem."""
-    builder = SympyBuilder(problem)
     alg = algebra or Algebra(Facts())
+    builder = SympyBuilder(problem, gradient=lambda f, x: gradient(f, x, alg))
     for v in problem.variables:
         sym = builder.symbols[v.name]
         if is_matrix(sym) and v.positive:
@@ -182,6 +182,12 @@ def _root_system(problem, builder, alg, variables) -> KKTSystem:
         name = e.label or (f"equation {k}" if len(problem.equations) > 1 else "equation")
         residual.append(Block(name, "equation", fn, size_of(fn)))
         conditions.append(Condition(name, fn, "=", _zero_like(fn)))
+    # softmax(u) as a symbol p with its own differential (calculus); x == softmax(u) says p = x
+    for e in problem.equations:
+        p = builder.build(e.rhs) if isinstance(e.lhs, Name) else None
+        if p in builder.maps and builder.symbols.get(e.lhs.id) in variables:
+            builder.maps[p] = replace(builder.maps[p], equals=builder.symbols[e.lhs.id])
+    alg.maps.update(builder.maps)
     unknowns = [Unknown(z.name, z, "primal", size_of(z)) for z in variables]
     return KKTSystem(problem, builder, alg, None, [], [], None, conditions, residual, unknowns)
 

@@ -1,7 +1,7 @@
 """The interior-point Newton step of a KKT system, eliminated symbolically once for all iterates."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import sympy as sp
 
@@ -46,6 +46,9 @@ class NewtonSystem(Eliminator):
         self.source = kkt.problem.source
         self.facts = Facts()
         self.alg = Algebra(self.facts)
+        # smooth maps (p = softmax(u)) move with their argument, exactly: a Newton step is taken
+        # away from the solution, where p = x does not hold yet
+        self.alg.maps = {p: replace(m, equals=None) for p, m in kkt.builder.maps.items()}
         builder = kkt.builder
         for p in kkt.problem.params:
             sym = builder.symbols[p.name]

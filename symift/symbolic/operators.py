@@ -22,7 +22,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 
 import sympy as sp
-
 from sympy.matrices.expressions.matexpr import MatrixExpr
 
 from ..language.model import Name
@@ -40,6 +39,27 @@ class Kink:
     partner: str = ""      # the other indicator of the same call (never 1 together), if any
     value: sp.Basic = field(default=None, compare=False)  # the operator written with its indicators
     node: object = field(default=None, compare=False)     # the call in the model tree (LaTeX document)
+
+
+@dataclass(frozen=True)
+class Map:
+    """A smooth vector map named by a symbol: ``symbol`` = softmax(``arg``).  Its differential is
+    a rule (symbolic.calculus), so the derivation writes dp = p∘du − p (pᵀdu) instead of
+    differentiating exp(u)/1ᵀexp(u) term by term, and at a fixed point x = p it uses p = x."""
+
+    name: str
+    symbol: sp.Basic        # MatrixSymbol (n × 1)
+    kind: str               # "softmax"
+    arg: sp.Basic
+    call: str
+    node: object = field(default=None, compare=False)
+    #: the unknown x of an equation x == softmax(u): at the solution p = x, used in the derivatives
+    equals: sp.Basic = field(default=None, compare=False)
+
+    @property
+    def meaning(self) -> str:
+        at = f" (= {self.equals} at the solution)" if self.equals is not None else ""
+        return f"{self.name} = {self.call}{at}"
 
 
 def indicator_symbol(name: str, like) -> sp.Basic:

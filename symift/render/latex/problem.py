@@ -9,7 +9,7 @@ import re
 from sympy.printing.printer import Printer
 
 from ...errors import UnsupportedError
-from ...language.model import Binary, Name, Neg, Number, Problem, ShapeChecker
+from ...language.model import Binary, Call, Name, Neg, Number, Problem, ShapeChecker
 from ...symbolic.expr import is_matrix
 from .printer import superscript, symbol_name
 
@@ -24,6 +24,7 @@ DEFINITIONS = {
     "soft_threshold": r"\operatorname{soft}_{t}(v) = \operatorname{sign}(v) \odot (\lvert v \rvert - t)_{+}"
                       r" = \operatorname{prox}_{t \lVert \cdot \rVert_{1}}(v)",
     "proj_box": r"\Pi_{[l, u]}(v) = \min(\max(v, l), u)",
+    "softmax": r"\operatorname{softmax}(v) = \exp(v) / \mathbf{1}^{\top} \exp(v)",
 }
 
 
@@ -108,6 +109,11 @@ class ModelLatexPrinter(Printer):
             return r"\mathbf{1}_{%s}" % inner
         if f in ("pos", "relu"):  # elementwise max(a, 0)
             return r"\left(%s\right)_{+}" % inner
+        if f == "softmax":
+            return r"\operatorname{softmax}\left(%s\right)" % inner
+        if f == "grad":
+            return r"\nabla_{%s} %s" % (self._print(args[1]), self.paren(x, _ATOM) if not isinstance(x, Call)
+                                         else self._print(x))
         if f == "soft_threshold":
             return r"\operatorname{soft}_{%s}\left(%s\right)" % (self._print(args[1]), inner)
         if f == "proj_box":

@@ -205,7 +205,7 @@ class ProblemSections:
             out.append(r"The inequalities (primal feasibility $g \leq 0$ and dual feasibility) are not part of "
                        r"$F$; they decide which constraints are active at the solution.")
             out += self._active_sets()
-        out += self._operator_pieces()
+        out += self._operator_pieces() + self._maps()
         if [u.name for u in self.a.unknowns] != list(self.d.unknowns):
             out.append(r"The unknowns that remain are $x = (%s)$." %
                        ", ".join(self.name(u.name) for u in self.a.unknowns))
@@ -281,6 +281,17 @@ class ProblemSections:
                     self.model.doprint(call), defs, r" $\in \{0, 1\}^{%s}$ elementwise" % self.m(
                         kinks[0].indicator.shape[0]) if vector else "", both, self.m(kinks[0].value, False),
                     conds, " elementwise" if vector else ""))
+        return out
+
+    def _maps(self) -> list:
+        out = []
+        for m in self.d.maps.values():
+            p = self.m(m.symbol)
+            at = (r" At the solution $%s = %s$ (the equation), and the derivatives below use it." % (
+                p, self.m(m.equals)) if m.equals is not None else "")
+            out.append(r"Here $%s = %s$, a smooth map of its argument $u$ with the differential "
+                       r"$\mathrm{d}%s = %s \odot \mathrm{d}u - %s\,(%s^{\top} \mathrm{d}u)$.%s" % (
+                           p, self.model.doprint(m.node), p, p, p, p, at))
         return out
 
     def _kinks_by_call(self) -> dict:
