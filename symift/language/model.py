@@ -238,8 +238,7 @@ REDUCTIONS = ("sum", "norm2", "sumsq", "entropy", "logsumexp", "norm1")
 #: Piecewise-linear operators of fixed points (prox and projections), elementwise in their first
 #: argument; the others are scalars or of its shape.  name -> number of arguments.
 OPERATORS = {"soft_threshold": 2, "relu": 1, "proj_box": 3}
-#: softmax(v) maps a vector to one of its shape; grad(f, x) is ∇ₓf, derived by symift (x a declared
-#: name, f a scalar), of x's shape.
+#: softmax(v): a vector to one of its shape; grad(f, x): ∇ₓf of a scalar f, x a declared name.
 MAPS = ("softmax", "grad")
 #: Every function name of the language; none of them can name a declaration.
 FUNCTIONS = ELEMENTWISE + REDUCTIONS + tuple(OPERATORS) + MAPS + ("dot", "quad", "ones")
