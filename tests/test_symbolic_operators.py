@@ -213,3 +213,39 @@ def test_mirror_descent_agrees_with_the_kkt_form_and_flags_the_boundary():
     Q, c = spd(rng, n) / n, 0.5 * rng.standard_normal(n)
     out = layer(Q=Q, c=c, eta=0.2)
     assert float(np.min(kkt(Q=Q, c=c)["x"])) < 1e-9 and not bool(out["regular"])
+
+
+# --------------------------------------------------------------------------- the rules, checked by the engine
+def operator_layer(call: str, extra: str = ""):
+    """The layer of x == call, with x absent from the call: x is the operator's value."""
+    return symift.compile(symift.parse(f"dim n\nparam v[n]\n{extra}var x[n]\nsolve\n    x == {call}\n", "op.ift"))
+
+
+@pytest.mark.parametrize("operator, argmin, pairs", [
+    # soft_threshold is the prox of t‖·‖₁: argmin ½‖x − v‖² + t‖x‖₁ (the engine's lasso lowering)
+    ("soft_threshold(v, t)", "dim n\nparam v[n]\nparam t > 0\nvar x[n]\nminimize 0.5 * sumsq(x - v) + t * norm1(x)\n",
+     [("v", "v"), ("t", "t")]),
+    # proj_box is argmin ½‖x − v‖² over l ≤ x ≤ u (the engine's two bound blocks)
+    ("proj_box(v, l, u)", "dim n\nparam v[n]\nparam l[n]\nparam u[n] > l\nvar x[n]\nminimize 0.5 * sumsq(x - v)\n"
+     "subject to\n    lo: x >= l\n    hi: x <= u\n", [("v", "v"), ("l", "l"), ("u", "u")]),
+    # relu is the projection onto x ≥ 0
+    ("relu(v)", "dim n\nparam v[n]\nvar x[n]\nminimize 0.5 * sumsq(x - v)\nsubject to\n    lam: x >= 0\n",
+     [("v", "v")]),
+])
+def test_operator_rules_agree_with_the_engine_on_their_argmin_definitions(operator, argmin, pairs):
+    """Each operator's piecewise rule gives the same value and Jacobians as symift's own derivation
+    of the argmin that defines it (KKT, active sets, the norm1 epigraph), at random points."""
+    extra = {"soft_threshold(v, t)": "param t > 0\n", "proj_box(v, l, u)": "param l[n]\nparam u[n] > l\n"}
+    rule = operator_layer(operator, extra.get(operator, ""))
+    engine = symift.compile(symift.parse(argmin, "argmin.ift"))
+    rng = np.random.default_rng(11)
+    n = 7
+    for _ in range(3):
+        params = {"v": 2 * rng.standard_normal(n), "t": 0.7, "l": -rng.uniform(0.2, 1, n), "u": rng.uniform(0.2, 1, n)}
+        mine = {k: params[k] for k in rule.params}
+        theirs = {k: params[k] for k in engine.params}
+        np.testing.assert_allclose(rule(**mine)["x"], engine(**theirs)["x"], atol=1e-9)
+        for p_rule, p_engine in pairs:
+            J1 = jax.jacfwd(lambda a, p=p_rule: rule(**{**mine, p: a})["x"])(jnp.asarray(mine[p_rule]))
+            J2 = jax.jacfwd(lambda a, p=p_engine: engine(**{**theirs, p: a})["x"])(jnp.asarray(theirs[p_engine]))
+            np.testing.assert_allclose(J1, J2, atol=1e-8, err_msg=f"{operator}: d/d{p_rule}")
