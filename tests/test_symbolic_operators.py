@@ -246,6 +246,7 @@ def test_operator_rules_agree_with_the_engine_on_their_argmin_definitions(operat
         theirs = {k: params[k] for k in engine.params}
         np.testing.assert_allclose(rule(**mine)["x"], engine(**theirs)["x"], atol=1e-9)
         for p_rule, p_engine in pairs:
-            J1 = jax.jacfwd(lambda a, p=p_rule: rule(**{**mine, p: a})["x"])(jnp.asarray(mine[p_rule]))
-            J2 = jax.jacfwd(lambda a, p=p_engine: engine(**{**theirs, p: a})["x"])(jnp.asarray(theirs[p_engine]))
+            J1 = jax.jacfwd(lambda a, p=p_rule, q=mine: rule(**{**q, p: a})["x"])(jnp.asarray(mine[p_rule]))
+            J2 = jax.jacfwd(lambda a, p=p_engine, q=theirs: engine(**{**q, p: a})["x"])(
+                jnp.asarray(theirs[p_engine]))
             np.testing.assert_allclose(J1, J2, atol=1e-8, err_msg=f"{operator}: d/d{p_rule}")
