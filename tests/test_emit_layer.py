@@ -29,6 +29,7 @@ from catalogue import (
     ridge_solve,
     sigmoid_solve,
     simplex_qp_interior_solve,
+    simplex_qp_solve,
     softmax_solve,
     sparsemax_solve,
     spd,
@@ -82,6 +83,9 @@ def cases(n=5):
         # mirror descent (x = softmax(log x − η∇f)), an interior solution
         ("simplex_qp_md", {"Q": np.eye(n) + 0.1 * spd(rng, n) / n, "c": 0.1 * rng.standard_normal(n), "eta": 0.5},
          simplex_qp_interior_solve, "x", ["c", "eta", "Q"]),
+        # projected gradient onto the simplex, a sparse solution
+        ("simplex_qp_pgd", {"Q": spd(rng, n) / n, "c": rng.standard_normal(n), "eta": 0.3}, simplex_qp_solve, "x",
+         ["c", "eta", "Q"]),
     ]
 
 

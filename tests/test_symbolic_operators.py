@@ -14,7 +14,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from catalogue import box_qp_reference, lasso_solve, spd
+from catalogue import box_qp_reference, lasso_solve, simplex_qp_solve, spd
 from helpers import EXAMPLES, derive, evaluate, layer_of
 
 import symift
@@ -228,6 +228,9 @@ def operator_layer(call: str, extra: str = ""):
     # proj_box is argmin ½‖x − v‖² over l ≤ x ≤ u (the engine's two bound blocks)
     ("proj_box(v, l, u)", "dim n\nparam v[n]\nparam l[n]\nparam u[n] > l\nvar x[n]\nminimize 0.5 * sumsq(x - v)\n"
      "subject to\n    lo: x >= l\n    hi: x <= u\n", [("v", "v"), ("l", "l"), ("u", "u")]),
+    # proj_simplex is sparsemax: argmin ½‖x − v‖² over the simplex
+    ("proj_simplex(v)", "dim n\nparam v[n]\nvar x[n]\nminimize 0.5 * sumsq(x - v)\nsubject to\n"
+     "    nu: sum(x) == 1\n    lam: x >= 0\n", [("v", "v")]),
     # relu is the projection onto x ≥ 0
     ("relu(v)", "dim n\nparam v[n]\nvar x[n]\nminimize 0.5 * sumsq(x - v)\nsubject to\n    lam: x >= 0\n",
      [("v", "v")]),
@@ -250,3 +253,29 @@ def test_operator_rules_agree_with_the_engine_on_their_argmin_definitions(operat
             J2 = jax.jacfwd(lambda a, p=p_engine, q=theirs: engine(**{**q, p: a})["x"])(
                 jnp.asarray(theirs[p_engine]))
             np.testing.assert_allclose(J1, J2, atol=1e-8, err_msg=f"{operator}: d/d{p_rule}")
+
+
+def test_projected_gradient_on_the_simplex_derives_the_support_form():
+    d = derive("simplex_qp_pgd")
+    text = report(d)
+    assert "where p = proj_simplex(x - eta * (Q @ x - c)) (= x at the solution): dp = s∘du - s (sᵀdu)/(1ᵀs)" in text
+    assert "K = s sᵀ - (1ᵀ s) diag(s)" in text and "S₁ = I + K/(1ᵀ s) - eta K Q/(1ᵀ s)" in text
+    assert "dx/dc = -eta S₁⁻¹ K/(1ᵀ s)" in text     # η S⁻¹ P_s, P_s = D_s − ssᵀ/1ᵀs
+    assert d.indicators["s"].startswith("s = 1[p > 0], the support of proj_simplex(")
+
+
+def test_projected_gradient_on_the_simplex_is_exact_where_mirror_descent_stops_at_the_boundary():
+    rng = np.random.default_rng(5)
+    n = 6
+    Q, c = spd(rng, n) / n, rng.standard_normal(n)
+    out = layer_of("simplex_qp_pgd")(Q=Q, c=c, eta=0.3)
+    ref = simplex_qp_solve({"Q": Q, "c": c})["x"]
+    assert 0 < int(np.sum(ref > 0)) < n, "a sparse solution"
+    np.testing.assert_allclose(out["x"], ref, atol=1e-10)
+    assert bool(out["regular"])
+    np.testing.assert_array_equal(np.asarray(out["s"]) > 0, ref > 0)
+    S = ref > 0
+    P = np.diag(S * 1.0) - np.outer(S, S) / S.sum()
+    J = jax.jacrev(lambda v: layer_of("simplex_qp_pgd")(Q=Q, c=v, eta=0.3)["x"])(jnp.asarray(c))
+    np.testing.assert_allclose(J, 0.3 * np.linalg.solve(np.eye(n) - P + 0.3 * P @ Q, P), atol=1e-10)
+    assert not bool(layer_of("simplex_qp_md")(Q=Q, c=c, eta=0.3)["regular"])   # flagged, not wrong

@@ -36,7 +36,7 @@ class OperatorWriter:
         """The maps of equations x == softmax(u) (mirror descent): x must stay inside the simplex,
         whose boundary holds fixed points that are not solutions (x∘(∇f − c1) = 0 there), so the
         entries of x join the margin."""
-        return [m for m in self.d.analysis.alg.maps.values() if m.equals is not None]
+        return [m for m in self.d.analysis.alg.maps.values() if m.equals is not None and m.kind == "softmax"]
 
     def condition_names(self) -> list:
         return list(self.d.analysis.kinks) + [f"{m.equals} (inside the simplex of {m.name})" for m in self.domains()]

@@ -238,8 +238,8 @@ REDUCTIONS = ("sum", "norm2", "sumsq", "entropy", "logsumexp", "norm1")
 #: Piecewise-linear operators of fixed points (prox and projections), elementwise in their first
 #: argument; the others are scalars or of its shape.  name -> number of arguments.
 OPERATORS = {"soft_threshold": 2, "relu": 1, "proj_box": 3}
-#: softmax(v): a vector to one of its shape; grad(f, x): ∇ₓf of a scalar f, x a declared name.
-MAPS = ("softmax", "grad")
+#: softmax(v), proj_simplex(v): a vector to one of its shape; grad(f, x): ∇ₓf, x a declared name.
+MAPS = ("softmax", "proj_simplex", "grad")
 #: Every function name of the language; none of them can name a declaration.
 FUNCTIONS = ELEMENTWISE + REDUCTIONS + tuple(OPERATORS) + MAPS + ("dot", "quad", "ones")
 #: Words of the language's statements ("subject to" is two); none of them can name a declaration.
@@ -351,9 +351,9 @@ class ShapeChecker:
             return shapes[0]
         if e.func == "grad":
             return self.gradient(e, shapes)
-        if e.func in ("norm2", "logsumexp", "softmax") and len(shapes[0]) != 1:
+        if e.func in ("norm2", "logsumexp", "softmax", "proj_simplex") and len(shapes[0]) != 1:
             raise self.error(ShapeError, f"{e.func}() needs a vector, got {describe_shape(shapes[0])}", e.args[0])
-        if e.func == "softmax":
+        if e.func in ("softmax", "proj_simplex"):
             return shapes[0]
         if e.func in ("sum", "sumsq", "norm1", "entropy") and shapes[0] == ():
             raise self.error(ShapeError, f"{e.func}() needs a vector or matrix, got a scalar", e.args[0])

@@ -38,7 +38,7 @@ def report(d: Derivation, wrt=None, params=None) -> str:
     for name, e in d.residual.items():
         out.append(f"  {name}:  {text(e)}")
     for m in d.maps.values():
-        out.append(f"  where {m.meaning}: d{m.name} = {m.name}∘du - {m.name} ({m.name}ᵀdu) for its argument u")
+        out.append(f"  where {m.meaning}: {m.rule} for its argument u")
     out += ["", "Implicit function theorem:"] + [f"  {line}" for line in str(d.ift).splitlines()]
     for meaning in d.indicators.values():
         out.append(f"  indicator {meaning}")

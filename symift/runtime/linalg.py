@@ -78,4 +78,14 @@ cho_factor = across_cores(lambda m: jax.scipy.linalg.cho_factor(m)[0])
 lu_factor = across_cores(lambda m: jax.scipy.linalg.lu_factor(m))
 cho_solve = across_cores(lambda c, v: jax.scipy.linalg.cho_solve((c, False), v), vectors_only=True)
 lu_solve = across_cores(lambda lu, v: jax.scipy.linalg.lu_solve(lu, v), vectors_only=True)
+def proj_simplex(v):
+    """The Euclidean projection of a vector onto the simplex {p ≥ 0, 1ᵀp = 1}: max(v − τ, 0) with
+    τ from the sorted entries (Held et al. 1974; Michelot 1986), O(n log n)."""
+    u = jnp.sort(v)[::-1]
+    css = jnp.cumsum(u) - 1
+    k = jnp.arange(1, v.shape[-1] + 1, dtype=v.dtype)
+    rho = jnp.sum(u - css / k > 0)
+    return jnp.maximum(v - css[rho - 1] / rho, 0)
+
+
 ###}

@@ -19,7 +19,7 @@ from sympy.matrices.expressions.applyfunc import ElementwiseApplyFunction
 from sympy.matrices.expressions.matexpr import MatrixExpr
 
 from .algebra import Algebra
-from .expr import Scalar, is_matrix
+from .expr import Scalar, is_matrix, total
 from .printing import text
 
 
@@ -91,6 +91,9 @@ class _Differential:
         du = self.d(m.arg)
         if is_zero(du):
             return zero_like(m.symbol)
+        if m.kind == "proj_simplex":  # on the support s (held fixed), the projection onto 1ᵀdp = 0
+            s = m.support
+            return sp.HadamardProduct(s, du) - sp.MatMul(Scalar(sp.MatMul(s.T, du)) / total(s), s)
         p = m.symbol if m.equals is None else m.equals
         return sp.HadamardProduct(p, du) - sp.MatMul(Scalar(sp.MatMul(p.T, du)), p)
 

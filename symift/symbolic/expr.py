@@ -23,7 +23,7 @@ from sympy.matrices.expressions.matexpr import MatrixExpr
 
 from ..errors import Source, UnsupportedError
 from ..language.model import OPERATORS, Binary, Call, Name, Neg, Number, Problem, Transpose, unparse
-from .operators import NAMES, Map, build_operator
+from .operators import NAMES, Kink, Map, build_operator
 
 
 class Scalar(sp.Expr):
@@ -263,8 +263,11 @@ class SympyBuilder:
             return -total(sp.HadamardProduct(x, x.applyfunc(sp.log)))
         if f == "logsumexp":
             return sp.log(total(x.applyfunc(sp.exp)))
-        if f == "softmax" and self.problem.kind == "root":  # a named map with its own differential
-            return self.softmax_map(e, x)
+        if f in ("softmax", "proj_simplex") and self.problem.kind == "root":  # a named map with its rule
+            return self.map_symbol(e, x)
+        if f == "proj_simplex":
+            raise self.unsupported("proj_simplex() is an operator of fixed points: use it in a 'solve' block "
+                                   "(x == T(x, θ)); in an objective write the simplex constraints", e)
         if f == "softmax":  # exp(v) / 1ᵀexp(v), smooth
             e_x = x.applyfunc(sp.exp)
             return sp.MatMul(sp.Pow(total(e_x), -1), e_x)
@@ -299,19 +302,34 @@ class SympyBuilder:
         return self._operators[key]
 
 
-    def softmax_map(self, e: Call, u):
-        """softmax(u) in a 'solve' block: a symbol p with the rule dp = p∘du − p(pᵀdu) (calculus)."""
+    def map_symbol(self, e: Call, u):
+        """softmax(u) or proj_simplex(u) in a 'solve' block: a symbol p with its rule (calculus);
+        the projection also gets its support indicator s (a Kink: 1[u − τ1 > 0], τ = max(u − p))."""
         key = (e.span, unparse(e))
         if key not in self._operators:
-            taken = set(self.symbols) | {k.name for k in self.kinks} | {m.name for m in self.maps.values()}
-            name, k = "p", 1
-            while name in taken:
-                k += 1
-                name = f"p{k}"
+            written = unparse(e)
+            name, symbol = self.fresh("p", True, u), None
             symbol = sp.MatrixSymbol(name, u.shape[0], 1)
-            self.maps[symbol] = Map(name, symbol, "softmax", u, unparse(e), e)
+            support = threshold = None
+            if e.func == "proj_simplex":
+                threshold = sp.Symbol(self.fresh("tau", False), real=True)
+                support = sp.MatrixSymbol(self.fresh("s", False), u.shape[0], 1)
+                self.kinks.append(Kink(support.name, support, u - threshold * sp.OneMatrix(*u.shape),
+                                       f"{support.name} = 1[{name} > 0], the support of {written}", written,
+                                       value=symbol, node=e))
+            self.maps[symbol] = Map(name, symbol, e.func, u, written, e, support=support, threshold=threshold)
             self._operators[key] = symbol
         return self._operators[key]
+
+    def fresh(self, base: str, numbered: bool, like=None) -> str:
+        """A name not taken by the problem, an indicator or a map: base, base2, ... (or base_)."""
+        taken = set(self.symbols) | {k.name for k in self.kinks} | {m.name for m in self.maps.values()} | \
+            {str(m.threshold) for m in self.maps.values() if m.threshold is not None}
+        name, k = base, 1
+        while name in taken:
+            k += 1
+            name = f"{base}{k}" if numbered else base + "_" * (k - 1)
+        return name
 
 
 def total(x) -> sp.Expr:

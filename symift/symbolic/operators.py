@@ -43,9 +43,12 @@ class Kink:
 
 @dataclass(frozen=True)
 class Map:
-    """A smooth vector map named by a symbol: ``symbol`` = softmax(``arg``).  Its differential is
-    a rule (symbolic.calculus), so the derivation writes dp = p∘du − p (pᵀdu) instead of
-    differentiating exp(u)/1ᵀexp(u) term by term, and at a fixed point x = p it uses p = x."""
+    """A vector map named by a symbol: ``symbol`` = softmax(``arg``) or proj_simplex(``arg``).  Its
+    differential is a rule (symbolic.calculus), so the derivation writes dp = p∘du − p (pᵀdu)
+    instead of differentiating exp(u)/1ᵀexp(u) term by term, and at a fixed point x = p it uses
+    p = x.  The projection onto the simplex, max(u − τ1, 0) with 1ᵀp = 1, is piecewise linear:
+    its rule dp = s∘du − s (sᵀdu)/1ᵀs holds its support s = 1[u − τ1 > 0] (a Kink) fixed, with
+    τ = max(u − p) computed (``threshold``)."""
 
     name: str
     symbol: sp.Basic        # MatrixSymbol (n × 1)
@@ -55,6 +58,16 @@ class Map:
     node: object = field(default=None, compare=False)
     #: the unknown x of an equation x == softmax(u): at the solution p = x, used in the derivatives
     equals: sp.Basic = field(default=None, compare=False)
+    support: sp.Basic = field(default=None, compare=False)    # proj_simplex: the indicator s
+    threshold: sp.Basic = field(default=None, compare=False)  # proj_simplex: the symbol τ
+
+    @property
+    def rule(self) -> str:
+        p = self.name
+        if self.kind == "proj_simplex":
+            s = str(self.support)
+            return f"d{p} = {s}∘du - {s} ({s}ᵀdu)/(1ᵀ{s})"
+        return f"d{p} = {p}∘du - {p} ({p}ᵀdu)"
 
     @property
     def meaning(self) -> str:
@@ -131,7 +144,7 @@ def _add(a, b):
 
 
 #: The fresh indicator names of each operator (a number is added for the second call on).
-NAMES = {"relu": ("s",), "soft_threshold": ("s_hi", "s_lo"), "proj_box": ("s_hi", "s_lo")}
+NAMES = {"proj_simplex": ("s",), "relu": ("s",), "soft_threshold": ("s_hi", "s_lo"), "proj_box": ("s_hi", "s_lo")}
 
 
 def fixed_point_map(problem, builder) -> dict | None:

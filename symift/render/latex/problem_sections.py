@@ -266,6 +266,8 @@ class ProblemSections:
         """Each prox / projection of a fixed point, written exactly with its pieces' indicators."""
         out = []
         for call, kinks in self._kinks_by_call().items():
+            if call.func in ("softmax", "proj_simplex"):
+                continue  # a map: said by _maps
             kinks = list(kinks)
             vector = is_matrix(kinks[0].indicator)
             names = [self._vector(self.a.kinks[k.name][0]) if vector else self.m(k.indicator) for k in kinks]
@@ -289,6 +291,16 @@ class ProblemSections:
             p = self.m(m.symbol)
             at = (r" At the solution $%s = %s$ (the equation), and the derivatives below use it." % (
                 p, self.m(m.equals)) if m.equals is not None else "")
+            if m.kind == "proj_simplex":
+                s, tau, u = self.m(m.support), self.m(m.threshold), self.m(m.arg, False)
+                out.append(r"Here $%s = %s = \max(u - %s \mathbf{1}, 0)$ with $u = %s$ and $%s$ such that "
+                           r"$\mathbf{1}^{\top} %s = 1$. It is linear between its kinks: with its support "
+                           r"$%s = \mathbb{I}[u - %s \mathbf{1} > 0] \in \{0, 1\}^{%s}$, constant where no entry of "
+                           r"$u - %s \mathbf{1}$ is 0, its differential is $\mathrm{d}%s = %s \odot \mathrm{d}u - "
+                           r"%s\,(%s^{\top} \mathrm{d}u) / \mathbf{1}^{\top} %s$.%s" % (
+                               p, self.model.doprint(m.node), tau, u, tau, p, s, tau, self.m(m.arg.shape[0]), tau,
+                               p, s, s, s, s, at))
+                continue
             out.append(r"Here $%s = %s$, a smooth map of its argument $u$ with the differential "
                        r"$\mathrm{d}%s = %s \odot \mathrm{d}u - %s\,(%s^{\top} \mathrm{d}u)$.%s" % (
                            p, self.model.doprint(m.node), p, p, p, p, at))
