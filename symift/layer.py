@@ -65,6 +65,27 @@ class Layer:
             raise SolverOutputError(str(exc), None, source) from None
         return {self._from_py.get(k, k): v for k, v in out.items()}
 
+    def precision(self, at: dict | None = None, **params) -> dict:
+        """How accurate the layer's Jacobians are at a solution (Blondel et al. 2021, Theorem 1).
+
+        At the layer's own solution, or at ``at`` ({unknown: value}, e.g. from a loose solve of
+        your own): ``solution_error`` (‖x̂ − x*‖, by one Newton step), Theorem 1's ``alpha``,
+        ``R``, ``beta``, ``gamma``, its ``constant`` and ``bound`` = constant · solution_error
+        on ‖J(x̂) − ∂x*‖, and ``jacobian_change`` (the Jacobian's change along that Newton step,
+        its first-order error).  Dense: for problems up to a few thousand unknowns.
+        """
+        check_names(self.params, params)
+        check_shapes(self.derivation.problem, params)
+        unknowns = list(self.derivation.unknowns)
+        if at is None:
+            at = self(**params)
+        missing = [u for u in unknowns if u not in at]
+        if missing:
+            raise ArgumentError(f"precision(at=...) needs every unknown: missing {', '.join(missing)}", None,
+                                self.derivation.problem.source)
+        return runtime.jacobian_precision(self.spec, {self._to_py[p]: v for p, v in params.items()},
+                                          {self._to_py.get(u, u): at[u] for u in unknowns})
+
     def _in_module_names(self, solver):
         """The user's solver called by the module: keywords in its (mangled) names."""
         to_py, from_py, params = self._to_py, self._from_py, self.params

@@ -13,6 +13,7 @@ from .implicit import BACKWARD_METHODS, DENSE_LIMIT, implicit_tangents
 from .interior_point import interior_point, kkt_solve
 from .layer import STATUS_KEYS, make_layer, whole_status
 from .linalg import cho_factor, cho_solve, col, diag, gram, lu_factor, lu_solve, ones_row, proj_simplex, row, zeros
+from .precision import jacobian_precision
 from .recovery import user_solve
 from .separable import separable_solve
 from .spec import ProblemSpec, SeparableSpec, SolverError, SolverOutputError
@@ -35,7 +36,7 @@ __all__ = [
     "BACKWARD_METHODS", "DENSE_LIMIT", "HELPERS", "OPTIONAL_FILES", "STANDALONE_FILES", "STATUS_KEYS", "ProblemSpec",
     "SeparableSpec", "SolverError", "SolverOutputError", "cho_factor", "cho_solve", "chunk_size", "col",
     "cond_limit", "diag", "dual_newton", "fixed_point_solve", "gram", "implicit_tangents", "in_chunks",
-    "interior_point", "kkt_solve", "lapack_pieces", "lu_factor", "lu_solve", "make_layer", "norm1_estimate",
-    "ones_row", "proj_simplex", "row", "separable_solve", "factor_condition", "pivot_condition", "user_solve",
-    "whole_status", "zeros",
+    "interior_point", "jacobian_precision", "kkt_solve", "lapack_pieces", "lu_factor", "lu_solve", "make_layer",
+    "norm1_estimate", "ones_row", "proj_simplex", "row", "separable_solve", "factor_condition", "pivot_condition",
+    "user_solve", "whole_status", "zeros",
 ]
