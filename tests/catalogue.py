@@ -225,6 +225,21 @@ def simplex_qp_solve(p):
     raise AssertionError("no support fits")
 
 
+def ls_ball_solve(p):
+    """min ½‖Ax − b‖² over ‖x‖ ≤ r: least squares if inside, else (AᵀA + μI)⁻¹Aᵀb with ‖x‖ = r,
+    μ > 0 by root finding (the trust-region subproblem)."""
+    A, b, r = p["A"], p["b"], p["r"]
+    n = A.shape[1]
+    x = np.linalg.lstsq(A, b, rcond=None)[0]
+    if np.linalg.norm(x) <= r:
+        return {"x": x}
+
+    def x_of(mu):
+        return np.linalg.solve(A.T @ A + mu * np.eye(n), A.T @ b)
+    mu = brentq(lambda mu: np.linalg.norm(x_of(mu)) - r, 0.0, 1e8, xtol=1e-15, rtol=1e-15)
+    return {"x": x_of(mu)}
+
+
 def spd(rng, n):
     L = rng.standard_normal((n, n))
     return L @ L.T + n * np.eye(n)

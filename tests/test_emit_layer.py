@@ -24,6 +24,7 @@ from catalogue import (
     fixed_point_solve,
     lasso_solve,
     lml_solve,
+    ls_ball_solve,
     nnls_solve,
     optnet_case,
     ridge_solve,
@@ -86,6 +87,9 @@ def cases(n=5):
         # projected gradient onto the simplex, a sparse solution
         ("simplex_qp_pgd", {"Q": spd(rng, n) / n, "c": rng.standard_normal(n), "eta": 0.3}, simplex_qp_solve, "x",
          ["c", "eta", "Q"]),
+        # projected gradient onto a ball, the solution on the sphere (r = 0.3 < ‖least squares‖)
+        ("ls_ball_pgd", {"A": rng.standard_normal((n + 3, n)), "b": rng.standard_normal(n + 3), "r": 0.3,
+                         "eta": 0.02}, ls_ball_solve, "x", ["b", "r", "eta", "A"]),
     ]
 
 

@@ -176,12 +176,13 @@ def _point(d, J, E, dims, rng) -> dict:
     indicators = {v[0].name: p for p, v in d.analysis.alg.vectors.items() if p in d.analysis.facts.indicators}
     out = {}
     for k, s in symbols:
-        if not isinstance(s, sp.MatrixSymbol):
-            out[k] = rng.uniform(0.5, 1.5)
+        if not isinstance(s, sp.MatrixSymbol):  # a scalar indicator (proj_l2ball's s) is 0 or 1
+            out[k] = float(rng.integers(0, 2)) if s in d.analysis.facts.indicators else rng.uniform(0.5, 1.5)
             continue
         shape = tuple(int(x) if x.is_Integer else dims[str(x)] for x in s.shape)
-        if k in indicators:
+        if k in indicators:  # a support is never empty (proj_simplex divides by 1ᵀs)
             out[k] = rng.integers(0, 2, size=shape).astype(float)
+            out[k].flat[0] = 1.0
         elif shape[0] == shape[1] and shape[0] > 1:
             a = 0.1 * rng.standard_normal(shape)
             out[k] = a @ a.T + np.eye(shape[0])

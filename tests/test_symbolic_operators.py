@@ -231,6 +231,9 @@ def operator_layer(call: str, extra: str = ""):
     # proj_simplex is sparsemax: argmin ½‖x − v‖² over the simplex
     ("proj_simplex(v)", "dim n\nparam v[n]\nvar x[n]\nminimize 0.5 * sumsq(x - v)\nsubject to\n"
      "    nu: sum(x) == 1\n    lam: x >= 0\n", [("v", "v")]),
+    # proj_l2ball is argmin ½‖x − v‖² over ‖x‖² ≤ r² (one scalar multiplier)
+    ("proj_l2ball(v, r)", "dim n\nparam v[n]\nparam r > 0\nvar x[n]\nminimize 0.5 * sumsq(x - v)\nsubject to\n"
+     "    lam: sumsq(x) <= r ^ 2\n", [("v", "v"), ("r", "r")]),
     # relu is the projection onto x ≥ 0
     ("relu(v)", "dim n\nparam v[n]\nvar x[n]\nminimize 0.5 * sumsq(x - v)\nsubject to\n    lam: x >= 0\n",
      [("v", "v")]),
@@ -238,13 +241,15 @@ def operator_layer(call: str, extra: str = ""):
 def test_operator_rules_agree_with_the_engine_on_their_argmin_definitions(operator, argmin, pairs):
     """Each operator's piecewise rule gives the same value and Jacobians as symift's own derivation
     of the argmin that defines it (KKT, active sets, the norm1 epigraph), at random points."""
-    extra = {"soft_threshold(v, t)": "param t > 0\n", "proj_box(v, l, u)": "param l[n]\nparam u[n] > l\n"}
+    extra = {"soft_threshold(v, t)": "param t > 0\n", "proj_box(v, l, u)": "param l[n]\nparam u[n] > l\n",
+             "proj_l2ball(v, r)": "param r > 0\n"}
     rule = operator_layer(operator, extra.get(operator, ""))
     engine = symift.compile(symift.parse(argmin, "argmin.ift"))
     rng = np.random.default_rng(11)
     n = 7
-    for _ in range(3):
-        params = {"v": 2 * rng.standard_normal(n), "t": 0.7, "l": -rng.uniform(0.2, 1, n), "u": rng.uniform(0.2, 1, n)}
+    for r in (1.0, 20.0, 2.0):   # ‖v‖ ≈ 5: outside the ball, inside, outside
+        params = {"v": 2 * rng.standard_normal(n), "t": 0.7, "l": -rng.uniform(0.2, 1, n), "u": rng.uniform(0.2, 1, n),
+                  "r": r}
         mine = {k: params[k] for k in rule.params}
         theirs = {k: params[k] for k in engine.params}
         np.testing.assert_allclose(rule(**mine)["x"], engine(**theirs)["x"], atol=1e-9)
@@ -279,3 +284,27 @@ def test_projected_gradient_on_the_simplex_is_exact_where_mirror_descent_stops_a
     J = jax.jacrev(lambda v: layer_of("simplex_qp_pgd")(Q=Q, c=v, eta=0.3)["x"])(jnp.asarray(c))
     np.testing.assert_allclose(J, 0.3 * np.linalg.solve(np.eye(n) - P + 0.3 * P @ Q, P), atol=1e-10)
     assert not bool(layer_of("simplex_qp_md")(Q=Q, c=c, eta=0.3)["regular"])   # flagged, not wrong
+
+
+@pytest.mark.parametrize("scale, inside", [(3.0, True), (0.5, False)])
+def test_least_squares_in_a_ball_inside_and_on_the_sphere(scale, inside):
+    """proj_l2ball's scalar indicator: inside the ball the least-squares Jacobian (AᵀA)⁻¹Aᵀ, on the
+    sphere the trust-region one; no division by the indicator (s = 0 inside) in the printed form."""
+    from catalogue import ls_ball_solve
+    text = report(derive("ls_ball_pgd"))
+    assert "/s" not in text.replace("/s)", "") and "dx/dr = s S₁⁻¹ x/r" in text
+    rng = np.random.default_rng(2)
+    A, b = rng.standard_normal((10, 4)), rng.standard_normal(10)
+    r = scale * np.linalg.norm(np.linalg.lstsq(A, b, rcond=None)[0])
+    eta = 1.0 / np.linalg.norm(A, 2) ** 2
+    layer = layer_of("ls_ball_pgd")
+    out = layer(A=A, b=b, r=r, eta=eta)
+    assert bool(out["regular"]) and float(out["s"]) == (0.0 if inside else 1.0)
+    np.testing.assert_allclose(out["x"], ls_ball_solve({"A": A, "b": b, "r": r})["x"], atol=1e-10)
+    J = np.asarray(jax.jacfwd(lambda v: layer(A=A, b=v, r=r, eta=eta)["x"])(jnp.asarray(b)))
+    if inside:
+        np.testing.assert_allclose(J, np.linalg.pinv(A), atol=1e-10)
+    eps = 1e-6
+    fd = np.stack([(ls_ball_solve({"A": A, "b": b + eps * e, "r": r})["x"] -
+                    ls_ball_solve({"A": A, "b": b - eps * e, "r": r})["x"]) / (2 * eps) for e in np.eye(10)], 1)
+    np.testing.assert_allclose(J, fd, atol=1e-7)

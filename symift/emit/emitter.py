@@ -180,8 +180,8 @@ class Emitter:
         if symbol not in self.names and symbol in self.computed:
             how = self.computed[symbol]
             if isinstance(how, tuple):
-                function, arg = how
-                self.names[symbol] = self.tmp(f"{function}({self.vec(arg)})", "p")
+                function, *args = how
+                self.names[symbol] = self.tmp(f"{function}({', '.join(self.vec(a) for a in args)})", "p")
             else:
                 self.names[symbol] = self.tmp(f"jnp.heaviside({self.vec(how)}, 0.0)", "s")  # 1 where c > 0
         return self.names[symbol]

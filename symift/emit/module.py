@@ -70,7 +70,7 @@ LAYER_DOC = '''    """The solution map: a dict of unknowns (variables and multip
 '''
 
 #: The jax function of each smooth map of a 'solve' block (symbolic.operators.Map)
-_MAP_CODE = {"softmax": "jax.nn.softmax", "proj_simplex": "proj_simplex"}
+_MAP_CODE = {"softmax": "jax.nn.softmax", "proj_simplex": "proj_simplex", "proj_l2ball": "proj_l2ball"}
 
 
 class _Layout:
@@ -117,8 +117,10 @@ class ModuleWriter:
         # an operator's indicators are computed from the current values unless they are arguments
         em.computed = {k.indicator: k.condition for _, _, k in self.d.analysis.kinks.values()}
         maps = self.d.analysis.alg.maps.values()
-        em.computed.update({m.symbol: (_MAP_CODE[m.kind], m.arg) for m in maps})
-        em.computed.update({m.threshold: ("jnp.max", m.arg - m.symbol) for m in maps if m.threshold is not None})
+        em.computed.update({m.symbol: (_MAP_CODE[m.kind], m.arg, *([m.radius] if m.radius is not None else []))
+                            for m in maps})
+        em.computed.update({m.threshold: ("jnp.max", m.arg - m.symbol) if m.kind == "proj_simplex" else
+                            ("jnp.linalg.norm", m.arg) for m in maps if m.threshold is not None})
         for symbol in em.computed:
             em.names.pop(symbol, None)
         return em

@@ -238,8 +238,7 @@ REDUCTIONS = ("sum", "norm2", "sumsq", "entropy", "logsumexp", "norm1")
 #: Piecewise-linear operators of fixed points (prox and projections), elementwise in their first
 #: argument; the others are scalars or of its shape.  name -> number of arguments.
 OPERATORS = {"soft_threshold": 2, "relu": 1, "proj_box": 3}
-#: softmax(v), proj_simplex(v): a vector to one of its shape; grad(f, x): ∇ₓf, x a declared name.
-MAPS = ("softmax", "proj_simplex", "grad")
+MAPS = ("softmax", "proj_simplex", "proj_l2ball", "grad")  # vector maps, and grad(f, x) = ∇ₓf
 #: Every function name of the language; none of them can name a declaration.
 FUNCTIONS = ELEMENTWISE + REDUCTIONS + tuple(OPERATORS) + MAPS + ("dot", "quad", "ones")
 #: Words of the language's statements ("subject to" is two); none of them can name a declaration.
@@ -333,7 +332,7 @@ class ShapeChecker:
             if e.func in self.env:
                 raise self.error(UnknownNameError, f"'{e.func}' is not a function", e)
             raise self.error(UnknownNameError, f"unknown function '{e.func}'" + did_you_mean(e.func, FUNCTIONS), e)
-        arity = 2 if e.func in ("dot", "quad", "grad") else OPERATORS.get(e.func, 1)
+        arity = 2 if e.func in ("dot", "quad", "grad", "proj_l2ball") else OPERATORS.get(e.func, 1)
         if len(e.args) != arity:
             raise self.error(ShapeError, f"{e.func}() takes {arity} argument{'s' * (arity > 1)}, "
                              f"got {len(e.args)}", e)
@@ -351,9 +350,11 @@ class ShapeChecker:
             return shapes[0]
         if e.func == "grad":
             return self.gradient(e, shapes)
-        if e.func in ("norm2", "logsumexp", "softmax", "proj_simplex") and len(shapes[0]) != 1:
+        if e.func in ("norm2", "logsumexp", "softmax", "proj_simplex", "proj_l2ball") and len(shapes[0]) != 1:
             raise self.error(ShapeError, f"{e.func}() needs a vector, got {describe_shape(shapes[0])}", e.args[0])
-        if e.func in ("softmax", "proj_simplex"):
+        if e.func == "proj_l2ball" and shapes[1] != ():
+            raise self.error(ShapeError, f"proj_l2ball(v, r) needs a scalar r, got {describe_shape(shapes[1])}", e)
+        if e.func in ("softmax", "proj_simplex", "proj_l2ball"):
             return shapes[0]
         if e.func in ("sum", "sumsq", "norm1", "entropy") and shapes[0] == ():
             raise self.error(ShapeError, f"{e.func}() needs a vector or matrix, got a scalar", e.args[0])
@@ -378,8 +379,7 @@ class ShapeChecker:
         if shapes[0] != ():
             raise self.error(ShapeError, f"grad(f, x) needs a scalar f, got {describe_shape(shapes[0])}", f)
         if len(shapes[1]) > 1:
-            raise self.error(ShapeError, f"grad(f, x) needs a scalar or vector x, got {describe_shape(shapes[1])}",
-                             x)
+            raise self.error(ShapeError, f"grad(f, x) needs a scalar or vector x, got {describe_shape(shapes[1])}", x)
         return shapes[1]
 
     def size_argument(self, e: Expr):

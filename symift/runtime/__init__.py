@@ -12,7 +12,20 @@ from .fixed_point import fixed_point_solve
 from .implicit import BACKWARD_METHODS, DENSE_LIMIT, implicit_tangents
 from .interior_point import interior_point, kkt_solve
 from .layer import STATUS_KEYS, make_layer, whole_status
-from .linalg import cho_factor, cho_solve, col, diag, gram, lu_factor, lu_solve, ones_row, proj_simplex, row, zeros
+from .linalg import (
+                    cho_factor,
+                    cho_solve,
+                    col,
+                    diag,
+                    gram,
+                    lu_factor,
+                    lu_solve,
+                    ones_row,
+                    proj_l2ball,
+                    proj_simplex,
+                    row,
+                    zeros,
+)
 from .precision import jacobian_precision
 from .recovery import user_solve
 from .separable import separable_solve
@@ -29,7 +42,7 @@ OPTIONAL_FILES = {"interior_point.py": "kkt_solve", "fixed_point.py": "fixed_poi
 
 #: The names generated problem functions call (user names equal to one are mangled).
 HELPERS = ("row", "col", "diag", "gram", "ones_row", "zeros", "cho_factor", "cho_solve", "lu_factor", "lu_solve",
-           "proj_simplex",
+           "proj_simplex", "proj_l2ball",
            "pivot_condition", "factor_condition")
 
 __all__ = [
@@ -37,6 +50,6 @@ __all__ = [
     "SeparableSpec", "SolverError", "SolverOutputError", "cho_factor", "cho_solve", "chunk_size", "col",
     "cond_limit", "diag", "dual_newton", "fixed_point_solve", "gram", "implicit_tangents", "in_chunks",
     "interior_point", "jacobian_precision", "kkt_solve", "lapack_pieces", "lu_factor", "lu_solve", "make_layer",
-    "norm1_estimate", "ones_row", "proj_simplex", "row", "separable_solve", "factor_condition", "pivot_condition",
-    "user_solve", "whole_status", "zeros",
+    "norm1_estimate", "ones_row", "proj_l2ball", "proj_simplex", "row", "separable_solve", "factor_condition",
+    "pivot_condition", "user_solve", "whole_status", "zeros",
 ]

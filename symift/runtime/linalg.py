@@ -88,4 +88,10 @@ def proj_simplex(v):
     return jnp.maximum(v - css[rho - 1] / rho, 0)
 
 
+def proj_l2ball(v, r):
+    """The Euclidean projection of a vector onto the ball ‖p‖ ≤ r: v min(1, r/‖v‖)."""
+    norm = jnp.linalg.norm(v)
+    return v * jnp.minimum(1.0, r / jnp.where(norm > 0, norm, 1.0))
+
+
 ###}

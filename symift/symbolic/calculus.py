@@ -65,7 +65,8 @@ class _Differential:
         self.moving = set(seeds)
         grew = True
         while grew:
-            new = {p for p, m in maps.items() if p not in self.moving and depends_on(m.arg, self.moving)}
+            new = {p for p, m in maps.items() if p not in self.moving and (
+                depends_on(m.arg, self.moving) or (m.radius is not None and depends_on(m.radius, self.moving)))}
             self.moving |= new
             grew = bool(new)
 
@@ -89,12 +90,19 @@ class _Differential:
         """d softmax(u) = p∘du − p (pᵀdu) with p = softmax(u): the symbol itself, or the unknown x of
         an equation x == softmax(u) (equal at the solution, where the derivatives are taken)."""
         du = self.d(m.arg)
+        p = m.symbol if m.equals is None else m.equals
+        if m.kind == "proj_l2ball":  # u min(1, r/‖u‖): outside the ball (s = 1) r u/‖u‖, else u
+            s, norm, r = m.support, m.threshold, m.radius
+            dr = self.d(r)
+            terms = [] if is_zero(du) else [
+                (1 - s) * du + s * (r / norm) * (du - sp.MatMul(Scalar(sp.MatMul(p.T, du)) / r ** 2, p))]
+            terms += [] if dr == 0 else [sp.MatMul(s * dr / r, p)]
+            return _sum(terms, m.symbol)
         if is_zero(du):
             return zero_like(m.symbol)
         if m.kind == "proj_simplex":  # on the support s (held fixed), the projection onto 1ᵀdp = 0
             s = m.support
             return sp.HadamardProduct(s, du) - sp.MatMul(Scalar(sp.MatMul(s.T, du)) / total(s), s)
-        p = m.symbol if m.equals is None else m.equals
         return sp.HadamardProduct(p, du) - sp.MatMul(Scalar(sp.MatMul(p.T, du)), p)
 
     # ---- scalars

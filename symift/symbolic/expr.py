@@ -263,10 +263,10 @@ class SympyBuilder:
             return -total(sp.HadamardProduct(x, x.applyfunc(sp.log)))
         if f == "logsumexp":
             return sp.log(total(x.applyfunc(sp.exp)))
-        if f in ("softmax", "proj_simplex") and self.problem.kind == "root":  # a named map with its rule
-            return self.map_symbol(e, x)
-        if f == "proj_simplex":
-            raise self.unsupported("proj_simplex() is an operator of fixed points: use it in a 'solve' block "
+        if f in ("softmax", "proj_simplex", "proj_l2ball") and self.problem.kind == "root":  # a map, its rule
+            return self.map_symbol(e, x, args[1] if f == "proj_l2ball" else None)
+        if f in ("proj_simplex", "proj_l2ball"):
+            raise self.unsupported(f"{f}() is an operator of fixed points: use it in a 'solve' block "
                                    "(x == T(x, θ)); in an objective write the simplex constraints", e)
         if f == "softmax":  # exp(v) / 1ᵀexp(v), smooth
             e_x = x.applyfunc(sp.exp)
@@ -302,7 +302,7 @@ class SympyBuilder:
         return self._operators[key]
 
 
-    def map_symbol(self, e: Call, u):
+    def map_symbol(self, e: Call, u, radius=None):
         """softmax(u) or proj_simplex(u) in a 'solve' block: a symbol p with its rule (calculus);
         the projection also gets its support indicator s (a Kink: 1[u − τ1 > 0], τ = max(u − p))."""
         key = (e.span, unparse(e))
@@ -317,7 +317,14 @@ class SympyBuilder:
                 self.kinks.append(Kink(support.name, support, u - threshold * sp.OneMatrix(*u.shape),
                                        f"{support.name} = 1[{name} > 0], the support of {written}", written,
                                        value=symbol, node=e))
-            self.maps[symbol] = Map(name, symbol, e.func, u, written, e, support=support, threshold=threshold)
+            if e.func == "proj_l2ball":  # one scalar indicator: s = 1[‖u‖ > r]
+                threshold = sp.Symbol(self.fresh("norm", False), positive=True)
+                support = sp.Symbol(self.fresh("s", False), real=True, nonnegative=True)
+                self.kinks.append(Kink(support.name, support, threshold - radius,
+                                       f"{support.name} = 1[|u| > r], outside the ball of {written}", written,
+                                       value=symbol, node=e))
+            self.maps[symbol] = Map(name, symbol, e.func, u, written, e, support=support, threshold=threshold,
+                                    radius=radius)
             self._operators[key] = symbol
         return self._operators[key]
 

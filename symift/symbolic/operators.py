@@ -58,8 +58,9 @@ class Map:
     node: object = field(default=None, compare=False)
     #: the unknown x of an equation x == softmax(u): at the solution p = x, used in the derivatives
     equals: sp.Basic = field(default=None, compare=False)
-    support: sp.Basic = field(default=None, compare=False)    # proj_simplex: the indicator s
-    threshold: sp.Basic = field(default=None, compare=False)  # proj_simplex: the symbol τ
+    support: sp.Basic = field(default=None, compare=False)    # the indicator s (proj_simplex, proj_l2ball)
+    threshold: sp.Basic = field(default=None, compare=False)  # τ (proj_simplex), ‖u‖ (proj_l2ball): computed
+    radius: sp.Basic = field(default=None, compare=False)     # r of proj_l2ball(u, r)
 
     @property
     def rule(self) -> str:
@@ -67,6 +68,9 @@ class Map:
         if self.kind == "proj_simplex":
             s = str(self.support)
             return f"d{p} = {s}∘du - {s} ({s}ᵀdu)/(1ᵀ{s})"
+        if self.kind == "proj_l2ball":
+            s, n = str(self.support), str(self.threshold)
+            return f"d{p} = (1 - {s}) du + {s} (r/{n}) (du - {p} {p}ᵀdu/r²) + {s} {p} dr/r"
         return f"d{p} = {p}∘du - {p} ({p}ᵀdu)"
 
     @property
