@@ -318,7 +318,7 @@ class SympyBuilder:
                                        f"{support.name} = 1[{name} > 0], the support of {written}", written,
                                        value=symbol, node=e))
             if e.func == "proj_l2ball":  # one scalar indicator: s = 1[‖u‖ > r]
-                threshold = sp.Symbol(self.fresh("norm", False), positive=True)
+                threshold = sp.Symbol(self.fresh("rho", False), positive=True)  # ρ = ‖u‖
                 support = sp.Symbol(self.fresh("s", False), real=True, nonnegative=True)
                 self.kinks.append(Kink(support.name, support, threshold - radius,
                                        f"{support.name} = 1[|u| > r], outside the ball of {written}", written,

@@ -253,8 +253,9 @@ def _rank_one(group, X, last):
         return None
     L0, R0 = Ls[0], Rs[0]
     a = {L: sp.cancel(table[L, R0] / table[L0, R0]) for L in Ls}
-    if any(not x.is_positive for L in Ls for x in sp.fraction(a[L])[1].free_symbols):
-        return None  # a ratio that divides by what may be 0 (an indicator s: "S⁻¹/s") is no factor
+    had = set().union(*(sp.fraction(sp.together(c))[1].free_symbols for c in table.values()))
+    if any(not x.is_positive and x not in had for L in Ls for x in sp.fraction(a[L])[1].free_symbols):
+        return None  # a ratio that newly divides by what may be 0 (an indicator: "S⁻¹/s") is no factor
     b = {R: table[L0, R] for R in Rs}
     if any(sp.cancel(table[L, R] - a[L] * b[R]) != 0 for L, R in itertools.product(Ls, Rs)):
         return None

@@ -25,6 +25,7 @@ DEFINITIONS = {
                       r" = \operatorname{prox}_{t \lVert \cdot \rVert_{1}}(v)",
     "proj_box": r"\Pi_{[l, u]}(v) = \min(\max(v, l), u)",
     "softmax": r"\operatorname{softmax}(v) = \exp(v) / \mathbf{1}^{\top} \exp(v)",
+    "proj_l2ball": r"\Pi_{\lVert \cdot \rVert \leq r}(v) = v \min(1, r / \lVert v \rVert_{2})",
     "proj_simplex": r"\Pi_{\Delta}(v) = \operatorname{argmin}_{p \geq 0,\, \mathbf{1}^{\top} p = 1} "
                     r"\lVert p - v \rVert_{2} = \max(v - \tau \mathbf{1}, 0)",
 }
@@ -115,6 +116,8 @@ class ModelLatexPrinter(Printer):
             return r"\operatorname{softmax}\left(%s\right)" % inner
         if f == "proj_simplex":
             return r"\Pi_{\Delta}\left(%s\right)" % inner
+        if f == "proj_l2ball":
+            return r"\Pi_{\lVert \cdot \rVert \leq %s}\left(%s\right)" % (self._print(args[1]), inner)
         if f == "grad":
             return r"\nabla_{%s} %s" % (self._print(args[1]), self.paren(x, _ATOM) if not isinstance(x, Call)
                                          else self._print(x))

@@ -266,7 +266,7 @@ class ProblemSections:
         """Each prox / projection of a fixed point, written exactly with its pieces' indicators."""
         out = []
         for call, kinks in self._kinks_by_call().items():
-            if call.func in ("softmax", "proj_simplex"):
+            if call.func in ("softmax", "proj_simplex", "proj_l2ball"):
                 continue  # a map: said by _maps
             kinks = list(kinks)
             vector = is_matrix(kinks[0].indicator)
@@ -300,6 +300,15 @@ class ProblemSections:
                            r"%s\,(%s^{\top} \mathrm{d}u) / \mathbf{1}^{\top} %s$.%s" % (
                                p, self.model.doprint(m.node), tau, u, tau, p, s, tau, self.m(m.arg.shape[0]), tau,
                                p, s, s, s, s, at))
+                continue
+            if m.kind == "proj_l2ball":
+                s, norm, r = self.m(m.support), self.m(m.threshold), self.m(m.radius)
+                out.append(r"Here $%s = %s$ with $u = %s$ and $%s = \lVert u \rVert_{2}$: $u$ inside the ball, "
+                           r"$%s u / %s$ outside. With $%s = \mathbb{I}[%s > %s] \in \{0, 1\}$, constant where "
+                           r"$%s \neq %s$, its differential is $\mathrm{d}%s = (1 - %s)\,\mathrm{d}u + %s \frac{%s}{%s}"
+                           r"(\mathrm{d}u - %s %s^{\top} \mathrm{d}u / %s^{2}) + %s\, %s\, \mathrm{d}%s / %s$.%s" % (
+                               p, self.model.doprint(m.node), self.m(m.arg, False), norm, r, norm, s, norm, r, norm,
+                               r, p, s, s, r, norm, p, p, r, s, p, r, r, at))
                 continue
             out.append(r"Here $%s = %s$, a smooth map of its argument $u$ with the differential "
                        r"$\mathrm{d}%s = %s \odot \mathrm{d}u - %s\,(%s^{\top} \mathrm{d}u)$.%s" % (
