@@ -308,7 +308,7 @@ class SympyBuilder:
         key = (e.span, unparse(e))
         if key not in self._operators:
             written = unparse(e)
-            name, symbol = self.fresh("p", True, u), None
+            name = self.fresh("p", True)
             symbol = sp.MatrixSymbol(name, u.shape[0], 1)
             support = threshold = None
             if e.func == "proj_simplex":
@@ -328,7 +328,7 @@ class SympyBuilder:
             self._operators[key] = symbol
         return self._operators[key]
 
-    def fresh(self, base: str, numbered: bool, like=None) -> str:
+    def fresh(self, base: str, numbered: bool) -> str:
         """A name not taken by the problem, an indicator or a map: base, base2, ... (or base_)."""
         taken = set(self.symbols) | {k.name for k in self.kinks} | {m.name for m in self.maps.values()} | \
             {str(m.threshold) for m in self.maps.values() if m.threshold is not None}

@@ -148,7 +148,7 @@ def _add(a, b):
 
 
 #: The fresh indicator names of each operator (a number is added for the second call on).
-NAMES = {"proj_simplex": ("s",), "relu": ("s",), "soft_threshold": ("s_hi", "s_lo"), "proj_box": ("s_hi", "s_lo")}
+NAMES = {"relu": ("s",), "soft_threshold": ("s_hi", "s_lo"), "proj_box": ("s_hi", "s_lo")}
 
 
 def fixed_point_map(problem, builder) -> dict | None:
