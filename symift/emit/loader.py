@@ -4,8 +4,11 @@ Generated code is imported from a file in a per-process temporary directory — 
 """
 from __future__ import annotations
 
+import atexit
 import importlib.util
 import inspect
+import itertools
+import shutil
 import sys
 import tempfile
 import weakref
@@ -15,38 +18,56 @@ from ..errors import ArgumentError
 from ..runtime import STATUS_KEYS
 from .module import ModuleWriter
 
-_MODULES: dict = {}
+# Modules by source, held weakly: a module lives as long as a derivation, layer or function that
+# uses it, so a long session deriving many problems does not keep every one (and the compiled
+# XLA executables of its jitted functions) alive.
+_MODULES: weakref.WeakValueDictionary = weakref.WeakValueDictionary()
+_COUNTER = itertools.count()
 _TMPDIR = None
 
 
+def _remove_tmpdir():
+    if _TMPDIR is not None:
+        shutil.rmtree(_TMPDIR, ignore_errors=True)
+
+
 def load_module(source: str, name: str):
-    """Import generated source as a module (from a file in a per-process temp directory)."""
+    """Import generated source as a module (from a file in a per-process temp directory, removed
+    when the process exits)."""
     global _TMPDIR
     key = (name, source)
-    if key in _MODULES:
-        return _MODULES[key]
+    module = _MODULES.get(key)
+    if module is not None:
+        return module
     if _TMPDIR is None:
         _TMPDIR = tempfile.mkdtemp(prefix="symift_")
-    path = Path(_TMPDIR) / f"{name}_{len(_MODULES)}.py"
+        atexit.register(_remove_tmpdir)
+    path = Path(_TMPDIR) / f"{name}_{next(_COUNTER)}.py"
     path.write_text(source, encoding="utf-8")
     spec = importlib.util.spec_from_file_location(f"symift_generated.{path.stem}", path)
     module = importlib.util.module_from_spec(spec)
+    # registered while it runs (as an import would be), not after: sys.modules would keep it forever
     sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
+    try:
+        spec.loader.exec_module(module)
+    finally:
+        del sys.modules[spec.name]
     _MODULES[key] = module
     return module
 
 
-_PROBLEM_MODULES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
-
-
 def problem_module(derivation):
     """The derivation's generated problem module (imports the runtime) and its writer, made once
-    per derivation: printing every closed form is the slow part of compile and jacobian_function."""
-    if derivation not in _PROBLEM_MODULES:
+    per derivation: printing every closed form is the slow part of compile and jacobian_function.
+
+    Kept on the derivation itself, so it lives exactly as long as the derivation (a weak-keyed
+    table cannot hold it: the writer refers to the derivation, which would then never die)."""
+    made = getattr(derivation, "_emitted", None)
+    if made is None:
         writer = ModuleWriter(derivation)
-        _PROBLEM_MODULES[derivation] = (load_module(writer.source(standalone=False), "problem"), writer)
-    return _PROBLEM_MODULES[derivation]
+        made = (load_module(writer.source(standalone=False), "problem"), writer)
+        derivation._emitted = made
+    return made
 
 
 def jacobian_function(derivation, var: str, param: str):
