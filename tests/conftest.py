@@ -1,4 +1,20 @@
-"""Test configuration: float64 JAX everywhere (SPEC: derived Jacobians are checked in float64)."""
+"""Test configuration: float64 JAX everywhere (SPEC: derived Jacobians are checked in float64).
+
+JAX keeps the compiled executables of every function it traced for the life of the process
+(about 12 MB for each distinct problem's layer, its jacfwd, jacrev and jit); across the whole suite
+that grew past 10 GB in one process, and a CI run died in XLA's compiler (exit 139).  Each test
+module starts with JAX's caches emptied.
+"""
+import gc
+
 import jax
+import pytest
 
 jax.config.update("jax_enable_x64", True)
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _fresh_jax_caches():
+    yield
+    jax.clear_caches()
+    gc.collect()
