@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import re
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -136,14 +135,18 @@ def test_codegen_requires_an_output(tmp_path):
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
 
 
-@pytest.mark.skipif(shutil.which("symift") is None, reason="the symift console script is not on PATH")
+# The console script installed next to this interpreter (a `symift` elsewhere on PATH may belong to another install).
+SCRIPT = Path(sys.executable).parent / "symift"
+
+
+@pytest.mark.skipif(not SCRIPT.exists(), reason="the symift console script is not installed with this interpreter")
 def test_console_script(tmp_path):
-    ok = subprocess.run(["symift", "check", str(ROOT / "examples" / "circle.ift")], check=False, capture_output=True,
+    ok = subprocess.run([str(SCRIPT), "check", str(ROOT / "examples" / "circle.ift")], check=False, capture_output=True,
                         text=True, timeout=60)
     assert ok.returncode == 0, ok.stderr
     assert ok.stdout.startswith(f"{ROOT / 'examples' / 'circle.ift'}: root problem")
     bad = tmp_path / "bad.ift"
     bad.write_text("var x\nminimize x % 2\n")
-    proc = subprocess.run(["symift", "check", str(bad)], check=False, capture_output=True, text=True, timeout=60)
+    proc = subprocess.run([str(SCRIPT), "check", str(bad)], check=False, capture_output=True, text=True, timeout=60)
     assert_clean_error(proc, 2)
     assert proc.stderr.startswith(f"{bad}:2:12: error: unexpected character '%'")
