@@ -46,14 +46,16 @@ def test_lasso_by_proximal_gradient_derives_the_support_form():
 @pytest.mark.parametrize("seed, lam", [(0, 0.3), (1, 2.0), (2, 8.0), (3, 1e3)])
 def test_the_prox_form_is_the_kkt_form_at_the_solution(seed, lam):
     """Evaluated at the solution, the derived dw/dy is D_s(D_s XᵀX D_s + I − D_s)⁻¹ D_s Xᵀ for any
-    step η (λ = 1000: w = 0, an empty support and a zero Jacobian)."""
+    step η (λ = 1000: w = 0, an empty support and a zero Jacobian) — also η = 1 and η = 40/L,
+    where the plain iteration diverges (the forward averages T)."""
     rng = np.random.default_rng(seed)
     m, n = 12, 6
     X, y = rng.standard_normal((m, n)), rng.standard_normal(m)
     layer = layer_of("lasso_prox")
     d = layer.derivation
     support = lasso_solve({"X": X, "y": y, "lam": lam})["w"] != 0
-    for eta in (0.3 / np.linalg.norm(X, 2) ** 2, 1.0 / np.linalg.norm(X, 2) ** 2):
+    L = np.linalg.norm(X, 2) ** 2
+    for eta in (0.3 / L, 1.0 / L, 1.0, 40 / L):
         out = layer(X=X, y=y, lam=lam, eta=eta)
         assert bool(out["converged"]) and bool(out["regular"])
         np.testing.assert_array_equal(np.asarray(out["s_hi"] + out["s_lo"]) > 0, support)

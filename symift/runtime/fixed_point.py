@@ -7,7 +7,8 @@ Newton on F = x − T(x) converges in a few steps once the pieces of T's operato
 steps are semismooth Newton steps: the generated F computes each piece's indicator at the
 iterate) but may stall from far away.  So: FISTA's extrapolation on the iteration (Beck &
 Teboulle 2009) with adaptive restart (O'Donoghue & Candès 2015: restart where the fixed-point
-residual grows), up to a loose residual or an iteration budget, then the damped Newton of
+residual grows), averaged (x + α(T(x) − x), α halved) where T expands — prox-gradient with a step
+η > 2/L — up to a loose residual or an iteration budget, then the damped Newton of
 :func:`kkt_solve` from there to tol.  Variables declared > 0 are iterated without extrapolation
 (an extrapolated point may leave the domain of a log).
 """
@@ -41,21 +42,34 @@ def fixed_point_solve(spec: ProblemSpec, params: dict, tol, maxiter):
     budget = 20 * maxiter
 
     def cont(state):
-        k, _, _, _, res, _ = state
-        return (k < budget) & (res > loose) & jnp.isfinite(res)
+        k, rbest = state[0], state[7]
+        return (k < budget) & (rbest > loose)
 
     def step(state):
-        k, x, y, t, res, _ = state
-        x_new = T(y)
-        res_y = gap(y, x_new)          # the residual at the extrapolated point
+        k, x, y, t, res, alpha, best, rbest, grew_before = state
+        ty = T(y)
+        res_y = gap(y, ty)             # the residual at the extrapolated point (NaN if it blew up)
+        better = res_y < rbest
+        best = tuple(jnp.where(better, a, b) for a, b in zip(y, best, strict=True))
+        rbest = jnp.where(better, res_y, rbest)
+        grew = ~(res_y <= res)         # the residual grew (or is not finite): drop the momentum
+        # grown twice running, once without momentum: T is not contractive at this step length
+        # (prox-gradient with η > 2/L); go back to the best point with the averaged map
+        # x + α(T(x) − x), whose fixed points are T's, α halved
+        shrink = grew & grew_before
+        alpha = jnp.where(shrink, 0.5 * alpha, alpha)
+        x_new = tuple(a + alpha * (b - a) for a, b in zip(y, ty, strict=True))
         t_new = 0.5 * (1 + jnp.sqrt(1 + 4 * t * t))
         beta = (t - 1) / t_new if extrapolate else 0.0
-        restart = res_y > res          # the residual grew: drop the momentum
-        y_new = tuple(jnp.where(restart, a, a + beta * (a - b)) for a, b in zip(x_new, x, strict=True))
-        return k + 1, x_new, y_new, jnp.where(restart, 1.0, t_new), res_y, restart
+        y_new = tuple(jnp.where(grew, a, a + beta * (a - b)) for a, b in zip(x_new, x, strict=True))
+        x_new = tuple(jnp.where(shrink, b, a) for a, b in zip(x_new, best, strict=True))
+        y_new = tuple(jnp.where(shrink, b, a) for a, b in zip(y_new, best, strict=True))
+        return (k + 1, x_new, y_new, jnp.where(grew, 1.0, t_new), jnp.where(shrink, rbest, res_y), alpha,
+                best, rbest, grew & ~shrink)
 
-    tx0 = T(x0)
-    state = (0, x0, x0, jnp.ones((), dtype), gap(x0, tx0), jnp.array(False))
-    _, x, _, _, _, _ = lax.while_loop(cont, step, state)
+    r0 = gap(x0, T(x0))
+    one = jnp.ones((), dtype)
+    state = (0, x0, x0, one, r0, one, x0, r0, jnp.array(False))
+    x = lax.while_loop(cont, step, state)[6]
     return kkt_solve(spec, params, tol, maxiter, start=dict(zip(names, x, strict=True)))
 ###}
