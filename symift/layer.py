@@ -53,17 +53,43 @@ class Layer:
                         "solver": None if solver is None else self._in_module_names(solver)}
 
     def __call__(self, **params):
+        init = _pop_init(self.params, params)
         check_names(self.params, params)
         source = self.derivation.problem.source
         check_shapes(self.derivation.problem, params)
         kwargs = {self._to_py[p]: v for p, v in params.items()}
+        if init is not None:
+            init = self._warm_start(init, kwargs)
         try:
-            out = self.module.layer(**kwargs, tol=self.tol, maxiter=self.maxiter, **self.options)
+            out = self.module.layer(**kwargs, tol=self.tol, maxiter=self.maxiter, init=init, **self.options)
         except runtime.SolverError as exc:
             raise MathError(str(exc), None, source) from None
         except runtime.SolverOutputError as exc:
             raise SolverOutputError(str(exc), None, source) from None
         return {self._from_py.get(k, k): v for k, v in out.items()}
+
+    def _warm_start(self, init, kwargs) -> dict:
+        """``init=``: a previous result, or a dict of some unknowns, checked (names, shapes) and
+        given the module's names; the status and the indicators of a result are not starting values."""
+        source = self.derivation.problem.source
+        if not hasattr(init, "items"):
+            raise ArgumentError(f"init= takes a previous result (a dict), got {type(init).__name__}", None, source)
+        shapes = self.spec.shapes(**kwargs)
+        known = set(self.derivation.indicators) | set(runtime.STATUS_KEYS)
+        start = {}
+        for name, value in init.items():
+            py = self._to_py.get(name, name)
+            if py not in shapes:
+                if name in known:
+                    continue
+                raise ArgumentError(f"init= has {name!r}, which is not an unknown of this problem (its unknowns: "
+                                    f"{', '.join(self._from_py.get(u, u) for u in shapes)})", None, source)
+            got, want = tuple(jax.numpy.shape(value)), tuple(int(d) for d in shapes[py])
+            if got != want:
+                raise ArgumentError(f"init= gives {name} the shape {got}; these parameters make it {want}", None,
+                                    source)
+            start[py] = value
+        return start
 
     def precision(self, at: dict | None = None, **params) -> dict:
         """How accurate the layer's Jacobians are at a solution (Blondel et al. 2021, Theorem 1).
@@ -121,14 +147,21 @@ class RowLayer:
         self.spec, self.module = row_layer.spec, row_layer.module
         axes = tuple(0 if p in self.rows.aligned else None for p in self.params)
 
-        def rows(*args):
-            return row_layer(**dict(zip(self.params, args, strict=True)))
-        self._mapped = jax.vmap(rows, in_axes=axes)
+        def rows(args, init):
+            return row_layer(**dict(zip(self.params, args, strict=True)), **({} if init is None else {"init": init}))
+        self._mapped = jax.vmap(rows, in_axes=(axes, 0))
 
     def __call__(self, **params):
+        init = _pop_init(self.params, params)
         check_names(self.params, params)
         check_shapes(self.rows.problem, params)
-        out = self._mapped(*(jax.numpy.asarray(params[p]) for p in self.params))
+        if init is not None:  # a previous result: its unknowns have one row per row (the status is whole)
+            if not hasattr(init, "items"):
+                raise ArgumentError(f"init= takes a previous result (a dict), got {type(init).__name__}", None,
+                                    self.rows.problem.source)
+            skip = set(runtime.STATUS_KEYS) | set(self.row_layer.derivation.indicators)
+            init = {k: jax.numpy.asarray(v) for k, v in init.items() if k not in skip}
+        out = self._mapped(tuple(jax.numpy.asarray(params[p]) for p in self.params), init)
         converged = concrete(out["converged"])
         if converged is not None and not converged.all():
             bad = [int(i) for i in np.nonzero(~np.asarray(converged))[0]]
@@ -173,6 +206,11 @@ def build_layer(d, solver=None, *, tol=None, maxiter=100, backward="auto",
     return Layer(d, module, dict(writer.layout.py), tol=tol, maxiter=maxiter, backward=backward,
                  backward_tol=backward_tol, backward_maxiter=backward_maxiter, solver=solver,
                  callback=callback, checks=checks, strict=strict)
+
+
+def _pop_init(names: list, values: dict):
+    """The ``init=`` keyword of a layer call (a problem with a parameter named init keeps it as that)."""
+    return None if "init" in names else values.pop("init", None)
 
 
 def check_names(names: list, values: dict) -> None:

@@ -33,7 +33,7 @@ from ..symbolic.printing import text
 RESERVED = {"jax", "jnp", "np", "lax", "os", "functools", "partial", "annotations", "Callable", "NamedTuple",
             # arguments and locals of the generated functions and layer
             "tol", "maxiter", "backward", "backward_tol", "backward_maxiter", "solver", "callback",
-            "checks", "strict", "solve", "matvec",
+            "checks", "strict", "init", "solve", "matvec",
             "dtype", "sizes", "offsets", "unpack", "blocks", "gs", "x0", "positive", "direction",
             "cuts", "steps", "res", "iters", "values", "F",
             # the runtime helpers the printed code calls

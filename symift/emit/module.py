@@ -65,7 +65,8 @@ LAYER_DOC = '''    """The solution map: a dict of unknowns (variables and multip
     non-differentiated values, so it must be JAX-traceable; callback=True calls a NumPy / SciPy /
     CVXPY solver through jax.pure_callback instead.  Missing multipliers are recovered from
     stationarity by least squares; a solution whose KKT residual exceeds tol raises
-    SolverError in eager use and is flagged by ``converged`` under jit.
+    SolverError in eager use and is flagged by ``converged`` under jit.  init: a previous result
+    (or a dict of some unknowns) to start the solve from, a warm start (never differentiated).
     """
 '''
 
@@ -490,16 +491,16 @@ class ModuleWriter:
         plist = ", ".join(self.py(p) for p in self.params)
         packed = f"({plist}{',' if len(self.params) == 1 else ''})"
         options = ("tol", "maxiter", "backward", "backward_tol", "backward_maxiter", "solver", "callback",
-                   "checks", "strict")
+                   "checks", "strict", "init")
         return "\n".join([
             f"def layer({plist}, *, tol=None, maxiter=100, backward=\"auto\", backward_tol=None,",
-            "          backward_maxiter=None, solver=None, callback=False, checks=True, strict=True):",
+            "          backward_maxiter=None, solver=None, callback=False, checks=True, strict=True, init=None):",
             LAYER_DOC.rstrip("\n"),
             f"    return _layer({packed}, " + ", ".join(f"{o}={o}" for o in options) + ")",
             "", "",
-            f"def solve({plist}, *, tol=None, maxiter=100):",
+            f"def solve({plist}, *, tol=None, maxiter=100, init=None):",
             '    """Forward solve only (the same numbers as layer, without the implicit backward)."""',
-            f"    return layer({plist}, tol=tol, maxiter=maxiter)"])
+            f"    return layer({plist}, tol=tol, maxiter=maxiter, init=init)"])
 
 
     def rows_fn(self) -> str:

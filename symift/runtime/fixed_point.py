@@ -23,13 +23,21 @@ from .spec import ProblemSpec, max_abs
 ###{standalone
 
 
-def fixed_point_solve(spec: ProblemSpec, params: dict, tol, maxiter):
-    """({unknown: value}, {indicator: value}, max |F|): accelerated iteration of T, then Newton."""
+def fixed_point_solve(spec: ProblemSpec, params: dict, tol, maxiter, start=None):
+    """({unknown: value}, {indicator: value}, max |F|): accelerated iteration of T, then Newton;
+    ``start``: a warm start (the iteration starts from its values of the variables)."""
     dtype = jnp.result_type(float, *params.values())
     shapes = spec.shapes(**params)
     names = spec.variables
     positive = set(spec.positive)
-    x0 = tuple(jnp.full(shapes[v], 1.0 if v in positive else 0.0, dtype) for v in names)
+    start = start or {}
+
+    def first(v):  # a warm start's value (a positive variable's entries kept > 0), else 1 or 0
+        if v not in start:
+            return jnp.full(shapes[v], 1.0 if v in positive else 0.0, dtype)
+        x = jnp.asarray(start[v], dtype)
+        return jnp.where(x > 0, x, 1.0) if v in positive else x
+    x0 = tuple(first(v) for v in names)
     extrapolate = not positive
 
     def T(x):

@@ -15,12 +15,15 @@ import numpy as np
 from jax import lax
 
 from .linalg import lu_factor, lu_solve
-from .spec import ProblemSpec
+from .spec import ProblemSpec, max_abs
 
 ###{standalone
+#: How far from 0 a warm start's multipliers and slacks are put: the interior point needs them > 0,
+#: and from a solution's exact zeros it would take many steps to move an entry that should grow.
+WARM_FLOOR = 1e-6
 
 
-def interior_point(F, x0, positive, n_pos, tol, maxiter, direction=None):
+def interior_point(F, x0, positive, n_pos, tol, maxiter, direction=None, warm=False):
     """Primal-dual interior point on F(x, mu) = 0 with mu -> 0 (Mehrotra's centering rule).
 
     ``positive`` masks the entries that must stay > 0 (multipliers, slacks, positive variables);
@@ -36,6 +39,8 @@ def interior_point(F, x0, positive, n_pos, tol, maxiter, direction=None):
     early once the residual is within tol and two iterations in a row did not halve it, or the
     (corrected) Newton step no longer decreases it (the rounding floor of an ill-conditioned problem:
     without this, one such problem keeps a whole vmapped batch iterating to maxiter).
+    A cold start is moved to the affine step's point with its positive entries pushed to >= 1; a
+    ``warm`` start (near a solution, positive entries already > 0) is taken as it is.
     Returns (x, max |F(x, 0)|, iterations).
     """
     def residual_at(x, mu):  # in the unknowns' dtype (float32 stays float32)
@@ -126,7 +131,7 @@ def interior_point(F, x0, positive, n_pos, tol, maxiter, direction=None):
         return (k < maxiter) & (res > 1e-3 * tol) & jnp.isfinite(res) & ~((res <= tol) & (stuck >= 2))
 
     zero = jnp.zeros((), x0.dtype)
-    if n_pos:  # start from the affine step's point, with the positive entries pushed to >= 1
+    if n_pos and not warm:  # start from the affine step's point, with the positive entries pushed to >= 1
         x1 = x0 + factor(x0)(-residual_at(x0, zero))
         x1 = jnp.where(positive, jnp.maximum(jnp.abs(x1), 1.0), x1)
         x0 = jnp.where(jnp.all(jnp.isfinite(x1)), x1, x0)
@@ -164,7 +169,22 @@ def kkt_solve(spec: ProblemSpec, params: dict, tol, maxiter, start=None):
 
     # the start: ones for positive variables, zeros otherwise; equality duals 0; λ = t = 1
     positive = set(spec.positive) | set(spec.inequalities) | set(slacks)
-    start = start or {}
+    start = dict(start or {})
+    warm = bool(start) and bool(spec.inequalities)
+    if warm:
+        # a warm start: every unknown (those not given as in a cold start), the slacks from the
+        # constraints at its point, and multipliers and slacks kept >= r² (r: the stationarity
+        # residual there) and >= WARM_FLOOR.  Measured on a QP (n = p = 30) against the cold start's
+        # 7-12 iterations: the solution for q' = q + δ·N(0, 1) as start takes 3 for δ = 0.005,
+        # 4-9 for δ = 0.05, and as many as cold for δ = 1 (a plain floor of 1e-6 took 2 for
+        # δ = 0.005, but 11-17 for δ = 1: a wrong active set held near the boundary)
+        full = {k: jnp.asarray(start[k], dtype) if k in start else jnp.full(shapes[k], float(k in positive), dtype)
+                for k in spec.unknowns}
+        gs = spec.constraints(**params, **{v: full[v] for v in spec.variables})
+        full.update({t: -g for t, g in zip(slacks, gs, strict=True)})
+        residual = max_abs(spec.equations(**params, **{u: full[u] for u in spec.unknowns}))
+        floor = jnp.clip(residual ** 2, WARM_FLOOR, 1.0)
+        start = {k: jnp.maximum(v, floor) if k in positive else v for k, v in full.items()}
     x0 = jnp.concatenate([jnp.ravel(start[k]).astype(dtype) if k in start
                           else jnp.full((s,), float(k in positive), dtype) for k, s in zip(names, sizes, strict=True)])
     mask = jnp.concatenate([jnp.full((s,), k in positive) for k, s in zip(names, sizes, strict=True)])
@@ -183,7 +203,7 @@ def kkt_solve(spec: ProblemSpec, params: dict, tol, maxiter, start=None):
                 return jnp.concatenate([jnp.ravel(v) for v in solve(*rows)])
             return step
 
-    x, res, _ = interior_point(F, x0, mask, sum(sizes[len(spec.unknowns):]), tol, maxiter, direction)
+    x, res, _ = interior_point(F, x0, mask, sum(sizes[len(spec.unknowns):]), tol, maxiter, direction, warm)
     values = unpack(x)
     # sᵢ = 1 on the inactive set, where the slack exceeds the multiplier
     indicators = {spec.indicator_of[m]: jnp.where(values[t] > values[m], 1.0, 0.0).astype(dtype)

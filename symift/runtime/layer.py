@@ -44,8 +44,9 @@ def is_regular(status, tol):
             & (status["margin"] > status["margin_floor"]))
 
 
-def _forward_fn(spec: ProblemSpec, tol, maxiter, solver, callback, checks):
-    """The forward solve and its status, as a function of the parameters (never differentiated).
+def _forward_fn(spec: ProblemSpec, tol, maxiter, solver, callback, checks, warm=()):
+    """The forward solve and its status, as a function of the parameters and the starting values
+    of the unknowns named in ``warm`` (never differentiated).
 
     The solve runs in cache-sized chunks under vmap (symift.runtime.batching.in_chunks), except a
     separable problem solved in closed form; the
@@ -53,12 +54,13 @@ def _forward_fn(spec: ProblemSpec, tol, maxiter, solver, callback, checks):
     repeated as separate calls for every chunk.
     """
     def solve(*args):
-        params = dict(zip(spec.params, args, strict=True))
-        scale = data_scale(args)  # tol is relative to the size of the problem's data
+        params = dict(zip(spec.params, args[:len(spec.params)], strict=True))
+        start = dict(zip(warm, args[len(spec.params):], strict=True))  # a warm start, never differentiated
+        scale = data_scale(args[:len(spec.params)])  # tol is relative to the size of the problem's data
         if solver is not None:
             unknowns, indicators, res = user_solve(spec, solver, params, tol * scale, callback)
         else:
-            unknowns, indicators, res = spec.forward(spec, params, tol * scale, maxiter)
+            unknowns, indicators, res = spec.forward(spec, params, tol * scale, maxiter, start=start)
         margin, floor = complementarity_margin(spec, params, unknowns, scale)
         if spec.operator_pieces is not None:  # no entry at an operator's kink: its pieces are fixed nearby
             values, conditions = spec.operator_pieces(**params, **unknowns)
@@ -81,7 +83,7 @@ def _forward_fn(spec: ProblemSpec, tol, maxiter, solver, callback, checks):
         sol, inds, status = solve(*args)
         cond = jnp.full((), jnp.nan, jnp.result_type(status["residual"]))
         if checks and spec.pivots is not None:
-            values = {**dict(zip(spec.params, args, strict=True)), **dict(zip(spec.unknowns, sol, strict=True)),
+            values = {**dict(zip(spec.params, args, strict=False)), **dict(zip(spec.unknowns, sol, strict=True)),
                       **dict(zip(spec.indicators, inds, strict=True))}
             cond = spec.pivots(**values).astype(cond.dtype)
         return sol, inds, {**status, "cond": cond}
@@ -90,15 +92,18 @@ def _forward_fn(spec: ProblemSpec, tol, maxiter, solver, callback, checks):
 
 
 def _make_core(spec: ProblemSpec, tol, maxiter, backward, backward_tol, backward_maxiter, solver, callback,
-               checks, strict):
-    forward = _forward_fn(spec, tol, maxiter, solver, callback, checks)
+               checks, strict, warm=()):
+    """The solution as a function of (parameters…, starting values of the unknowns in ``warm``…):
+    the solution does not depend on where the solve started, so those have no tangent."""
+    forward = _forward_fn(spec, tol, maxiter, solver, callback, checks, warm)
 
     def symmetric_part(values):
         """A symmetric (psd, pd) matrix parameter enters through its symmetric part (½zᵀQz sees
         nothing else, and the derived F writes Qz for ½(Q + Qᵀ)z): so does its tangent, and the
         gradient, the transpose, comes out symmetric."""
+        n = len(spec.params)
         return tuple(0.5 * (t + jnp.swapaxes(t, -1, -2)) if name in spec.symmetric else t
-                     for name, t in zip(spec.params, values, strict=False))
+                     for name, t in zip(spec.params, values[:n], strict=True)) + tuple(values[n:])
 
     @jax.custom_jvp
     def core(*args):
@@ -163,10 +168,14 @@ def make_layer(spec: ProblemSpec):
     cores, probes = {}, {}
 
     def layer(args, tol=None, maxiter=100, backward="auto", backward_tol=None, backward_maxiter=None,
-              solver=None, callback=False, checks=True, strict=True):
+              solver=None, callback=False, checks=True, strict=True, init=None):
         args = [jnp.asarray(a) for a in args]
         dtype = jnp.result_type(float, *args)
         args = [a.astype(dtype) for a in args]
+        # a warm start: the unknowns of a previous result (other entries, e.g. the status, ignored)
+        init = {} if init is None else {u: init[u] for u in spec.unknowns if u in init}
+        warm = tuple(init)
+        starts = [jax.lax.stop_gradient(jnp.asarray(init[u], dtype)) for u in warm]
         wide = dtype == jnp.float64
         tol = (1e-9 if wide else 1e-4) if tol is None else float(tol)
         backward_tol = (1e-8 if wide else 1e-3) if backward_tol is None else float(backward_tol)
@@ -174,10 +183,10 @@ def make_layer(spec: ProblemSpec):
         if callback and solver is None:
             raise ValueError("callback=True needs a solver")
         key = (tol, int(maxiter), method, backward_tol, backward_maxiter, solver, bool(callback), bool(checks),
-               bool(strict))
+               bool(strict), warm)
         if key not in cores:
             cores[key] = jax.jit(_make_core(spec, *key))  # compiled once per shape and dtype
-        sol, inds, status = cores[key](*args)
+        sol, inds, status = cores[key](*args, *starts)
         out = dict(zip(spec.unknowns, sol, strict=False))
         out.update(zip(spec.indicators, inds, strict=False))
         out["residual"] = status["residual"]

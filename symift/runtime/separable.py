@@ -14,8 +14,11 @@ from .spec import ProblemSpec, max_abs
 ###{standalone
 
 
-def separable_solve(spec: ProblemSpec, params: dict, tol, maxiter):
+def separable_solve(spec: ProblemSpec, params: dict, tol, maxiter, start=None):
     """The dual-reduction forward solve: ({unknown: value}, {indicator: value}, KKT residual).
+
+    ``start``: a warm start; its value of the equality's multiplier starts the dual Newton (the
+    closed forms need none).
 
     x = ψ(ν) solves stationarity identically (checked symbolically when the plan was made), so
     what can fail is the dual equation h = 0, the signs of the bound multipliers and overflow:
@@ -33,7 +36,10 @@ def separable_solve(spec: ProblemSpec, params: dict, tol, maxiter):
             u, lo, hi = sep.primal(**params, **{sep.equality: nu})
             return sep.dual_equality(**params, **{sep.variable: jnp.clip(u, lo, hi)})
 
-        values[sep.equality], _, _ = sep.newton(h, jnp.zeros((), dtype), tol, maxiter)
+        nu0 = jnp.zeros((), dtype)
+        if start and sep.equality in start:
+            nu0 = jnp.where(jnp.isfinite(start[sep.equality]), start[sep.equality], nu0).astype(dtype)
+        values[sep.equality], _, _ = sep.newton(h, nu0, tol, maxiter)
         u, lo, hi = sep.primal(**params, **{sep.equality: values[sep.equality]})
     if sep.dual is None:
         x = jnp.clip(u, lo, hi)
