@@ -128,7 +128,8 @@ def test_a_warm_start_saves_interior_point_iterations(monkeypatch):
 def test_bad_warm_starts_are_refused_by_name():
     layer = layer_of("sparsemax")
     theta = np.ones(4)
-    with pytest.raises(ArgumentError, match=r"init= has 'y', which is not an unknown \(its unknowns: z"):
+    unknown = r"init= has 'y', which is not an unknown of this problem \(its unknowns: z, nu, lam\)"
+    with pytest.raises(ArgumentError, match=unknown):
         layer(theta=theta, init={"y": np.zeros(4)})
     with pytest.raises(ArgumentError, match=r"init= gives z the shape \(3,\); these parameters make it \(4,\)"):
         layer(theta=theta, init={"z": np.zeros(3)})
