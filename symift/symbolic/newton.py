@@ -1,6 +1,8 @@
 """The interior-point Newton step of a KKT system, eliminated symbolically once for all iterates."""
 from __future__ import annotations
 
+import functools
+
 from dataclasses import dataclass, replace
 
 import sympy as sp
@@ -91,13 +93,21 @@ class NewtonSystem(Eliminator):
         self.blocks = {(r.name, u.name): jacobian_lin(r.expr, u.symbol, self.alg)
                        for r in rows for u in unknowns}
         back, self.steps = self.forward_eliminate({r.name: self.alg.lin(self.rhs[r.name]) for r in rows})
-        solution = self.back_substitute(back)
-        self.solution = {u.name: self.alg.to_sympy(solution[u.name]) for u in unknowns}
+        self._back = back
         # the same step by back substitution on named steps, in solve order (for code)
         self.step_symbols = {u.name: (sp.MatrixSymbol(f"d_{u.name}", u.size, 1) if is_matrix(u.symbol)
                                       else sp.Symbol(f"d_{u.name}", real=True)) for u in unknowns}
         staged = self.back_substitute(back, self.step_symbols)
         self.staged = [(c, self.alg.to_sympy(staged[c])) for c, *_ in reversed(back)]
+
+
+    @functools.cached_property
+    def solution(self) -> dict:
+        """Each unknown's step as one expression of the right-hand sides (for reading; the code uses
+        the named steps of ``staged``).  Made when asked: writing them readably took most of
+        ``symift.compile`` for a problem with two bounds on one variable (~18 s of ~22 s)."""
+        solution = self.back_substitute(self._back)
+        return {u.name: self.alg.to_sympy(solution[u.name]) for u in self.unknowns}
 
 
 def _size(e):
