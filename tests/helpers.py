@@ -49,8 +49,19 @@ def layer_of(name, **options):
     """The compiled layer of examples/<name>.ift, made once per options (compiling takes seconds)."""
     key = (name, tuple(sorted(options.items(), key=lambda kv: kv[0])))
     if key not in _LAYERS:
-        _LAYERS[key] = symift.compile(symift.load(EXAMPLES / f"{name}.ift"), **options)
+        _LAYERS[key] = symift.compile(_derivation(name), **options)
     return _LAYERS[key]
+
+
+_DERIVATIONS: dict = {}
+
+
+def _derivation(name):
+    """One derivation per example for every layer_of: the layers of different options then share
+    its generated module (printing it is most of a compile)."""
+    if name not in _DERIVATIONS:
+        _DERIVATIONS[name] = derive(name)
+    return _DERIVATIONS[name]
 
 
 def _size(d, dims: dict) -> int:

@@ -37,8 +37,10 @@ _LAYERS: dict = {}
 def layer(name, **options):
     key = (name, tuple(sorted(options.items())))
     if key not in _LAYERS:
-        problem = symift.parse(BOX, "box.ift") if name == "box" else symift.load(EXAMPLES / f"{name}.ift")
-        _LAYERS[key] = symift.compile(problem, **options)
+        if name == "box":
+            _LAYERS[key] = symift.compile(symift.parse(BOX, "box.ift"), **options)
+        else:
+            _LAYERS[key] = layer_of(name, **options)  # the derivation shared with the other modules
     return _LAYERS[key]
 
 
