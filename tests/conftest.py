@@ -1,9 +1,10 @@
 """Test configuration: float64 JAX everywhere (SPEC: derived Jacobians are checked in float64).
 
 JAX keeps the compiled executables of every function it traced for the life of the process
-(about 12 MB for each distinct problem's layer, its jacfwd, jacrev and jit); across the whole suite
-that grew past 10 GB in one process, and a CI run died in XLA's compiler (exit 139).  Each test
-module starts with JAX's caches emptied.
+(about 12 MB for each distinct problem's layer, its jacfwd, jacrev and jit); one process running
+the suite held 3.7 GB halfway through and kept growing, and a CI run died in XLA's compiler
+(exit 139) near the end.  Each test module ends with JAX's caches emptied (2.9 GB at most per
+worker since).
 """
 import gc
 
