@@ -74,7 +74,7 @@ def main():
             moved = dict(base, q=base["q"] + delta * jnp.asarray(rng.standard_normal(base["q"].shape)))
             p = [moved[k] for k in names]
             t_cold = median_ms(lambda p=p: cold(*p)["z"], args.repeat)
-            t_warm = median_ms(lambda p=p: warm(start, *p)["z"], args.repeat)
+            t_warm = median_ms(lambda p=p, s=start: warm(s, *p)["z"], args.repeat)
             a, b = cold(*p), warm(start, *p)
             assert bool(jnp.all(a["converged"])) and bool(jnp.all(b["converged"]))
             dz = float(jnp.max(jnp.abs(a["z"] - b["z"])))
