@@ -72,8 +72,7 @@ class Layer:
         """``init=``: a previous result, or a dict of some unknowns, checked (names, shapes) and
         given the module's names; the status and the indicators of a result are not starting values."""
         source = self.derivation.problem.source
-        if not hasattr(init, "items"):
-            raise ArgumentError(f"init= takes a previous result (a dict), got {type(init).__name__}", None, source)
+        _check_init(init, source)
         shapes = self.spec.shapes(**kwargs)
         known = set(self.derivation.indicators) | set(runtime.STATUS_KEYS)
         start = {}
@@ -156,9 +155,7 @@ class RowLayer:
         check_names(self.params, params)
         check_shapes(self.rows.problem, params)
         if init is not None:  # a previous result: its unknowns have one row per row (the status is whole)
-            if not hasattr(init, "items"):
-                raise ArgumentError(f"init= takes a previous result (a dict), got {type(init).__name__}", None,
-                                    self.rows.problem.source)
+            _check_init(init, self.rows.problem.source)
             skip = set(runtime.STATUS_KEYS) | set(self.row_layer.derivation.indicators)
             init = {k: jax.numpy.asarray(v) for k, v in init.items() if k not in skip}
         out = self._mapped(tuple(jax.numpy.asarray(params[p]) for p in self.params), init)
@@ -211,6 +208,11 @@ def build_layer(d, solver=None, *, tol=None, maxiter=100, backward="auto",
 def _pop_init(names: list, values: dict):
     """The ``init=`` keyword of a layer call (a problem with a parameter named init keeps it as that)."""
     return None if "init" in names else values.pop("init", None)
+
+
+def _check_init(init, source) -> None:
+    if not hasattr(init, "items"):
+        raise ArgumentError(f"init= takes a previous result (a dict), got {type(init).__name__}", None, source)
 
 
 def check_names(names: list, values: dict) -> None:

@@ -170,6 +170,9 @@ def kkt_solve(spec: ProblemSpec, params: dict, tol, maxiter, start=None):
     # the start: ones for positive variables, zeros otherwise; equality duals 0; λ = t = 1
     positive = set(spec.positive) | set(spec.inequalities) | set(slacks)
     start = dict(start or {})
+
+    def first(k):  # a cold start's value
+        return jnp.full(shape_of[k], float(k in positive), dtype)
     warm = bool(start) and bool(spec.inequalities)
     if warm:
         # a warm start: every unknown (those not given as in a cold start), the slacks from the
@@ -178,15 +181,13 @@ def kkt_solve(spec: ProblemSpec, params: dict, tol, maxiter, start=None):
         # 7-12 iterations: the solution for q' = q + δ·N(0, 1) as start takes 3 for δ = 0.005,
         # 4-9 for δ = 0.05, and as many as cold for δ = 1 (a plain floor of 1e-6 took 2 for
         # δ = 0.005, but 11-17 for δ = 1: a wrong active set held near the boundary)
-        full = {k: jnp.asarray(start[k], dtype) if k in start else jnp.full(shapes[k], float(k in positive), dtype)
-                for k in spec.unknowns}
+        full = {k: jnp.asarray(start[k], dtype) if k in start else first(k) for k in spec.unknowns}
         gs = spec.constraints(**params, **{v: full[v] for v in spec.variables})
         full.update({t: -g for t, g in zip(slacks, gs, strict=True)})
         residual = max_abs(spec.equations(**params, **{u: full[u] for u in spec.unknowns}))
         floor = jnp.clip(residual ** 2, WARM_FLOOR, 1.0)
         start = {k: jnp.maximum(v, floor) if k in positive else v for k, v in full.items()}
-    x0 = jnp.concatenate([jnp.ravel(start[k]).astype(dtype) if k in start
-                          else jnp.full((s,), float(k in positive), dtype) for k, s in zip(names, sizes, strict=True)])
+    x0 = jnp.concatenate([jnp.ravel(start[k] if k in start else first(k)).astype(dtype) for k in names])
     mask = jnp.concatenate([jnp.full((s,), k in positive) for k, s in zip(names, sizes, strict=True)])
 
     direction = None
