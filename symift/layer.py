@@ -164,7 +164,7 @@ class RowLayer:
             bad = [int(i) for i in np.nonzero(~np.asarray(converged))[0]]
             raise MathError(f"the forward solve did not converge on rows {bad[:10]} of "
                             f"{self.rows.variable}", None, self.rows.problem.source)
-        return runtime.whole_status(out)
+        return runtime.whole_status(out, self.rows.additive)
 
     @property
     def source(self) -> str:

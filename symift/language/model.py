@@ -28,7 +28,7 @@ from ..errors import (
 Size = str | int
 
 #: Entries of a layer's result besides the unknowns: the status of the solution (symift.runtime.layer).
-STATUS_NAMES = ("residual", "converged", "cond", "margin", "regular")
+STATUS_NAMES = ("residual", "converged", "cond", "margin", "regular", "value")
 Shape = tuple  # tuple[Size, ...] of length 0, 1 or 2
 
 
@@ -427,8 +427,8 @@ class _Builder:
         if name in KEYWORDS:
             raise self.error(DuplicateError, f"'{name}' is a keyword and cannot name a {what}", span)
         if name in STATUS_NAMES and what in ("variable", "multiplier"):
-            raise self.error(DuplicateError, f"'{name}' names an entry of the layer's result (the status of "
-                             f"a solution: {', '.join(STATUS_NAMES)}) and cannot name a {what}", span)
+            raise self.error(DuplicateError, f"'{name}' names an entry of the layer's result (the status and "
+                             f"value of a solution: {', '.join(STATUS_NAMES)}) and cannot name a {what}", span)
         if name in self.names:
             first = self.names[name]
             raise self.error(DuplicateError, f"'{name}' is already declared (line {first.line})", span)

@@ -50,7 +50,8 @@ def report(d: Derivation, wrt=None, params=None) -> str:
         raise error
     for v in wrt or []:
         d.check_names(v, d.parameters[0] if d.parameters else "")
-    out += ["", "Jacobians:"]
+    out += ["", "Jacobians (numerator layout: dz/dθ has a row for each entry of z; for a matrix parameter P, "
+            "the directional derivative along dP):"]
     results = d.jacobians(wrt, params)
     for (v, p), J in results.items():
         sym = d.symbols[p]
@@ -68,6 +69,21 @@ def report(d: Derivation, wrt=None, params=None) -> str:
     named = d.definitions_used(results.values())
     if named:
         out += ["", "where"] + [f"  {text(q)} = {text(q.definition)}" for q in named]
+    out += value_lines(d, params)
     if d.facts:
         out += ["", "Facts used:"] + [f"  {f}" for f in d.facts]
     return "\n".join(out)
+
+
+def value_lines(d: Derivation, params=None) -> list:
+    """The optimal value and its gradient by the envelope theorem (none for a root problem)."""
+    if d.value is None:
+        return []
+    rule = "−∂L/∂θ (L is built on −f)" if d.envelope.sign < 0 else "∂L/∂θ"
+    out = ["", f"Optimal value (envelope theorem: dV/dθ = {rule} at the solution; no dx*/dθ needed):",
+           f"  V = {text(d.value)}"]
+    for p in params or d.parameters:
+        d.check_names(None, p)
+        label = f"∇_{p} V" if d.envelope.gradients[p] is not None else f"dV[d{p}]"
+        out.append(f"  {label} = {text(d.value_gradient(p))}")
+    return out

@@ -5,7 +5,8 @@ the problem's own forward solve (dual reduction, interior point) or a user's sol
 ``jax.custom_jvp`` whose tangent is dx = −(∂F/∂x)⁻¹ ∂F/∂θ·dθ: the derived closed form
 (``spec.tangents``) or a checked linear solve on the derived ∂F/∂x (symift.runtime.implicit).
 Every solution carries its status (symift.runtime.status): ``residual``, ``converged``, ``cond``,
-``margin`` and ``regular``, per batch element under vmap.
+``margin`` and ``regular``, per batch element under vmap; an optimization problem's also carries
+``value``, the optimal value, whose tangent is the envelope theorem's ∂L/∂θ·dθ (spec.value_tangent).
 
 No quiet numbers: in eager use a forward solve that did not converge, or a solution at which
 ∂F/∂x is singular or ill-conditioned, raises ``SolverError``; an eager jax.grad / jax.jvp also
@@ -26,8 +27,9 @@ from .spec import ProblemSpec, SolverError, constraint_values, max_abs, min_of
 from .status import complementarity_margin, cond_limit
 
 ###{standalone
-#: The status entries of a layer's result, besides the unknowns and the indicators.
-STATUS_KEYS = ("residual", "converged", "cond", "margin", "regular")
+#: The entries of a layer's result besides the unknowns and the indicators: the status, and the
+#: optimal value (optimization problems).
+STATUS_KEYS = ("residual", "converged", "cond", "margin", "regular", "value")
 
 
 def data_scale(args):
@@ -82,11 +84,11 @@ def _forward_fn(spec: ProblemSpec, tol, maxiter, solver, callback, checks, warm=
     def forward(*args):
         sol, inds, status = solve(*args)
         cond = jnp.full((), jnp.nan, jnp.result_type(status["residual"]))
+        point = {**dict(zip(spec.params, args, strict=False)), **dict(zip(spec.unknowns, sol, strict=True))}
         if checks and spec.pivots is not None:
-            values = {**dict(zip(spec.params, args, strict=False)), **dict(zip(spec.unknowns, sol, strict=True)),
-                      **dict(zip(spec.indicators, inds, strict=True))}
-            cond = spec.pivots(**values).astype(cond.dtype)
-        return sol, inds, {**status, "cond": cond}
+            cond = spec.pivots(**point, **dict(zip(spec.indicators, inds, strict=True))).astype(cond.dtype)
+        value = None if spec.value is None else jnp.asarray(spec.value(**point), cond.dtype)
+        return sol, inds, {**status, "cond": cond}, value
 
     return forward
 
@@ -112,7 +114,7 @@ def _make_core(spec: ProblemSpec, tol, maxiter, backward, backward_tol, backward
     @core.defjvp
     def core_jvp(primals, tangents):
         primals, tangents = symmetric_part(primals), symmetric_part(tangents)
-        sol, inds, status = forward(*primals)
+        sol, inds, status, value = forward(*primals)
         params = dict(zip(spec.params, primals, strict=False))
         unknowns = dict(zip(spec.unknowns, sol, strict=False))
         if backward == "closed_form":
@@ -127,8 +129,15 @@ def _make_core(spec: ProblemSpec, tol, maxiter, backward, backward_tol, backward
             # transpose) gives NaN too rather than dropping the constant for a quiet zero
             flag = jnp.where(is_regular(status, tol), 1.0, jnp.nan)
             dsol = tuple(t * flag.astype(t.dtype) for t in dsol)
+        dvalue = None
+        if value is not None:  # the envelope theorem: dV = ±∂L/∂θ·dθ, no dx needed
+            dvalue = jnp.asarray(spec.value_tangent(**params, **unknowns, **{
+                f"t_{p}": t for p, t in zip(spec.params, tangents, strict=False)}), value.dtype)
+            if strict:  # it needs a solution and unique multipliers, not strict complementarity
+                unique = (status["residual"] <= tol) & ~(status["cond"] > cond_limit(status["cond"].dtype))
+                dvalue = dvalue * jnp.where(unique, 1.0, jnp.nan).astype(value.dtype)
         zero = (tuple(jnp.zeros_like(s) for s in inds), jax.tree.map(jnp.zeros_like, status))
-        return (sol, inds, status), (dsol, *zero)
+        return (sol, inds, status, value), (dsol, *zero, dvalue)
 
     return core
 
@@ -186,7 +195,7 @@ def make_layer(spec: ProblemSpec):
                bool(strict), warm)
         if key not in cores:
             cores[key] = jax.jit(_make_core(spec, *key))  # compiled once per shape and dtype
-        sol, inds, status = cores[key](*args, *starts)
+        sol, inds, status, value = cores[key](*args, *starts)
         out = dict(zip(spec.unknowns, sol, strict=False))
         out.update(zip(spec.indicators, inds, strict=False))
         out["residual"] = status["residual"]
@@ -194,19 +203,27 @@ def make_layer(spec: ProblemSpec):
         out["cond"] = status["cond"]
         out["margin"] = status["margin"]
         out["regular"] = is_regular(status, tol)
+        if value is not None:
+            out["value"] = value
         _check_eagerly(spec, probes, args, sol, status, tol, method, backward_tol, backward_maxiter, solver, strict)
         return out
 
     return layer
 
 
-def whole_status(out):
+def whole_status(out, additive=True):
     """The result of a layer mapped over the rows of a matrix variable, with the whole solution's
     status: the worst row's residual and condition, the smallest margin, converged and regular when
-    every row is."""
-    return {**out, "residual": jnp.max(out["residual"]), "cond": jnp.max(out["cond"]),
-            "margin": jnp.min(out["margin"]), "converged": jnp.all(out["converged"]),
-            "regular": jnp.all(out["regular"])}
+    every row is; the optimal value is the sum of the rows' where the objective is a sum over the
+    rows (``additive``), and left out otherwise."""
+    whole = {**out, "residual": jnp.max(out["residual"]), "cond": jnp.max(out["cond"]),
+             "margin": jnp.min(out["margin"]), "converged": jnp.all(out["converged"]),
+             "regular": jnp.all(out["regular"])}
+    if "value" in out:
+        whole["value"] = jnp.sum(out["value"], axis=-1)
+        if not additive:
+            del whole["value"]
+    return whole
 
 
 def _check_eagerly(spec, probes, args, sol, status, tol, method, backward_tol, backward_maxiter, solver, strict):

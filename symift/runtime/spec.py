@@ -69,6 +69,8 @@ class ProblemSpec(NamedTuple):
     operator_pieces: Callable | None = None  # (**params, **unknowns) -> (indicators, conditions > 0)
     operator_conditions: tuple = ()  # what each condition is (an indicator's name, x inside a simplex)
     fixed_point: Callable | None = None      # x == T(x, θ): (**params, **variables) -> T, one per variable
+    value: Callable | None = None            # (**params, **unknowns) -> V = f(x, θ), optimization problems
+    value_tangent: Callable | None = None    # (**params, **unknowns, t_<p>...) -> dV = ±∂L/∂θ·dθ (envelope)
 
     @property
     def unknowns(self) -> tuple:

@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import copy
+from functools import cached_property
 
 import sympy as sp
 
@@ -14,6 +15,7 @@ from ..language.model import Problem
 from .analysis import Analysis
 from .canonical import Lin
 from .conditions import IFTReport, Verdict, domain_requirements
+from .envelope import Envelope, envelope
 from .expr import Named, is_matrix
 from .factor import Factorizer, clash
 from .kkt import build_kkt
@@ -112,6 +114,32 @@ class Derivation:
     def facts(self) -> list:
         """Facts the simplifier used, as sentences (feasibility, inactive multipliers, ...)."""
         return list(self.analysis.inactive.values()) + list(self.analysis.facts.used)
+
+    @cached_property
+    def envelope(self) -> Envelope | None:
+        """The optimal value and its envelope-theorem derivative (symbolic.envelope); None for a
+        root (``solve``) problem."""
+        return envelope(self.system)
+
+    @property
+    def value(self):
+        """The optimal value V(θ) = f(x*(θ), θ) as a sympy expression over :attr:`symbols` (the
+        objective as written: a maximized f is f), or None for a root problem."""
+        return None if self.envelope is None else self.envelope.value
+
+    def value_gradient(self, param: str):
+        """∇_param V by the envelope theorem: ∂L/∂param at the solution (−∂L/∂param for a
+        maximization), e.g. z for softmax's θ and −ν for the right side b of Ax = b; for a matrix
+        parameter the matrix G with dV = tr(Gᵀ dP) (e.g. ½zzᵀ for Q in ½zᵀQz), or the directional
+        derivative dV[dP] where G is not read off.  Layout: ∇_θ V has θ's shape."""
+        if self.envelope is None:
+            raise UnsupportedError("a root ('solve') problem has no optimal value", None, self.problem.source)
+        if param not in self.envelope.gradients:
+            self.check_names(None, param)
+        g = self.envelope.gradients[param]
+        chosen = g if g is not None else self.envelope.differentials[param]
+        written = self.written(self.analysis.alg.lin(chosen))
+        return written if len(plain(written)) <= len(plain(chosen)) else chosen
 
     @property
     def ift(self) -> IFTReport:

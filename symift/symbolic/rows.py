@@ -47,6 +47,9 @@ class Rows:
     dim: str | int          # its rows dimension m
     aligned: tuple          # the parameters with one row per row of Z (their first dimension is m)
     shared: tuple           # the parameters every row sees whole
+    #: the objective is a sum over the rows (no term without Z added to it, which every row's
+    #: problem would repeat): the optimal value is then the sum of the rows' values
+    additive: bool = True
 
     @property
     def sentence(self) -> str:
@@ -87,6 +90,7 @@ class _Splitter:
                              f"(both are {self.m}): a shared vector of length {self.k} and a column of "
                              "length m could not be told apart", self.var)
         self.aligned = tuple(p.name for p in problem.params if p.shape[:1] == (self.m,))
+        self.additive = True
 
     def error(self, message, node):
         return UnsupportedError(message, node.span, self.problem.source)
@@ -177,6 +181,7 @@ class _Splitter:
             other = rk if lk == "rowsum" else lk
             if other == "row":
                 raise self.couples(e)
+            self.additive &= not (e.op in "+-" and other == "shared")
             if e.op in "+-" or (e.op == "*" and other == "shared" and self.shape(e) == ()) or \
                     (e.op == "/" and lk == "rowsum" and rk == "shared"):
                 return out, "rowsum"
@@ -205,7 +210,7 @@ class _Splitter:
         row_problem = replace(p, dims=dims, params=params, variables=(variable,),
                               objective=replace(p.objective, expr=obj), constraints=tuple(constraints))
         shared = tuple(q.name for q in p.params if q.name not in self.aligned)
-        return Rows(p, row_problem, self.var.name, self.m, self.aligned, shared)
+        return Rows(p, row_problem, self.var.name, self.m, self.aligned, shared, self.additive)
 
 
 

@@ -227,7 +227,8 @@ class Document(ProblemSections, SolutionSections):
         self._compute()
         title = text(Path(self.problem.source.filename).name)
         order = ["problem"] + (["lagrangian"] if self.problem.kind == "optimization" else []) + [
-            "kkt", "ift", "blocks", "elimination", "results"]
+            "kkt", "ift", "blocks", "elimination", "results"] + (
+            ["value"] if self.d.envelope is not None and self.failure is None and self.params else [])
         self.sections = {name: k for k, name in enumerate(order, 1)}
         parts = [_PREAMBLE,
                  r"\title{Implicit differentiation of \texttt{%s}}" % title,

@@ -137,11 +137,37 @@ class SolutionSections:
         if not self.params:
             out.append("The problem has no parameters.")
             return "\n".join(out)
+        out.append(r"Jacobians are in numerator layout: $\partial z / \partial \theta$ has a row for each entry "
+                   r"of $z$ and a column for each entry of $\theta$; for a matrix parameter $P$ the result is the "
+                   r"directional derivative along $\mathrm{d}P$.")
         for p in self.params:
             out += self._results_for(p)
         if self.sequence:
             defs = ", ".join("$%s = %s$" % (self.m(s), self.m(v)) for s, v in self.sequence)
             out.append(r"Here, as in %s, %s." % (self.ref("elimination"), defs))
+        return "\n".join(out)
+
+    # ---- 8. the optimal value (optimization problems)
+    def section_value(self) -> str:
+        env = self.d.envelope
+        out = [r"\section{The optimal value}",
+               r"The optimal value is $V(\theta) = f(x^\star(\theta), \theta)$, the objective as written:"]
+        out.append(self.display("V", [self.terms(env.value, False)]))
+        rule = r"-\frac{\partial L}{\partial \theta}" if env.sign < 0 else r"\frac{\partial L}{\partial \theta}"
+        out.append("At a KKT point stationarity makes the Lagrangian's derivative in $x$ vanish, the "
+                   "equality constraints hold and complementary slackness makes every term "
+                   r"$\lambda_i g_i$ zero, so by the envelope theorem its derivative needs no derivative "
+                   r"of the solution: $\mathrm{d}V/\mathrm{d}\theta = %s$ at $(x^\star, \nu^\star, "
+                   r"\lambda^\star)$%s. It holds where the multipliers are unique; strict complementarity "
+                   "is not needed. Gradients have the shape of their parameter:" % (
+                       rule, " (the maximized $f$ is minimized as $-f$, " + self.ref("lagrangian") + ")"
+                       if env.sign < 0 else ""))
+        rows = []
+        for p in self.params:
+            lhs = (r"\nabla_{%s} V" % self.name(p) if env.gradients[p] is not None
+                   else r"\mathrm{d}V[\mathrm{d}%s]" % self.name(p))
+            rows.append(self.lines(lhs, [self.terms(self.d.value_gradient(p), False)]))
+        out.append(align(rows))
         return "\n".join(out)
 
     def _results_for(self, p) -> list:
