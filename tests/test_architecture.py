@@ -1,6 +1,6 @@
 """The layout is the pipeline: imports go one way, modules stay small, no code hides in strings.
 
-    errors ← language ← symbolic ← {render, emit} ← layer ← verify ← api ← cli
+    errors ← language ← symbolic ← {render, emit} ← layer ← verify ← api ← {cli, torch}
     runtime: jax and numpy only, nothing from the rest of symift
 
 Every import counts, function-local ones included (an import cycle hidden in a function is
@@ -17,7 +17,7 @@ PACKAGE = Path(__file__).resolve().parent.parent / "symift"
 
 #: The layer of each module or subpackage; a module may import its own layer and lower ones.
 LAYERS = {"errors": 0, "language": 1, "symbolic": 2, "render": 3, "emit": 3, "layer": 4, "verify": 5,
-          "api": 6, "__init__": 7, "cli": 7}
+          "api": 6, "__init__": 7, "cli": 7, "torch": 7}
 MAX_LINES = 600
 
 
