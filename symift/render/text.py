@@ -82,6 +82,10 @@ def value_lines(d: Derivation, params=None) -> list:
     rule = "−∂L/∂θ (L is built on −f)" if d.envelope.sign < 0 else "∂L/∂θ"
     out = ["", f"Optimal value (envelope theorem: dV/dθ = {rule} at the solution; no dx*/dθ needed):",
            f"  V = {text(d.value)}"]
+    if d.rows is not None:
+        out[-1] += ("   (of one row: the whole problem's value is the sum over the rows)" if d.rows.additive else
+                    "   (of one row; the objective adds a term without the matrix variable, which every row "
+                    "repeats: the layer gives no value)")
     for p in params or d.parameters:
         d.check_names(None, p)
         label = f"∇_{p} V" if d.envelope.gradients[p] is not None else f"dV[d{p}]"
