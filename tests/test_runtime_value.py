@@ -148,7 +148,7 @@ def test_derivation_prints_the_value_and_its_gradient():
     d = derive("optnet_qp")
     report = text_report(d)
     assert "Optimal value (envelope theorem" in report
-    assert "∇_b V = -nu" in report and "∇_Q V = 1/2 z zᵀ" in report and "∇_h V = -lam" in report
+    assert "dV/db = -nu" in report and "dV/dQ = 1/2 z zᵀ" in report and "dV/dh = -lam" in report
     assert "numerator layout" in report
     tex = d.to_latex()
     assert r"\section{The optimal value}" in tex and r"\nabla_{b} V &= - \nu" in tex

@@ -50,8 +50,8 @@ def report(d: Derivation, wrt=None, params=None) -> str:
         raise error
     for v in wrt or []:
         d.check_names(v, d.parameters[0] if d.parameters else "")
-    out += ["", "Jacobians (numerator layout: dz/dθ has a row for each entry of z; for a matrix parameter P, "
-            "the directional derivative along dP):"]
+    out += ["", "Jacobians:", "  (numerator layout: dz/dθ has a row for each entry of z; for a matrix parameter P, "
+            "the directional derivative along dP)"]
     results = d.jacobians(wrt, params)
     for (v, p), J in results.items():
         sym = d.symbols[p]
@@ -80,7 +80,8 @@ def value_lines(d: Derivation, params=None) -> list:
     if d.value is None:
         return []
     rule = "−∂L/∂θ (L is built on −f)" if d.envelope.sign < 0 else "∂L/∂θ"
-    out = ["", f"Optimal value (envelope theorem: dV/dθ = {rule} at the solution; no dx*/dθ needed):",
+    out = ["", f"Optimal value (envelope theorem: dV/dθ = {rule} at the solution, no dx*/dθ needed; "
+           "each gradient has its parameter's shape):",
            f"  V = {text(d.value)}"]
     if d.rows is not None:
         out[-1] += ("   (of one row: the whole problem's value is the sum over the rows)" if d.rows.additive else
@@ -88,6 +89,6 @@ def value_lines(d: Derivation, params=None) -> list:
                     "repeats: the layer gives no value)")
     for p in params or d.parameters:
         d.check_names(None, p)
-        label = f"∇_{p} V" if d.envelope.gradients[p] is not None else f"dV[d{p}]"
+        label = f"dV/d{p}" if d.envelope.gradients[p] is not None else f"dV[d{p}]"
         out.append(f"  {label} = {text(d.value_gradient(p))}")
     return out
