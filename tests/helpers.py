@@ -15,7 +15,8 @@ from sympy.matrices.expressions.matexpr import MatrixExpr
 
 import symift
 
-__all__ = ["EXAMPLES", "derive", "evaluate", "fd_jacobian", "layer_of", "random_point", "same", "symbols_of"]
+__all__ = ["EXAMPLES", "derive", "evaluate", "fd_jacobian", "generated_module", "layer_of", "random_point", "same",
+           "symbols_of"]
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 _LAYERS: dict = {}
@@ -43,6 +44,18 @@ def fd_jacobian(solve, params, var, param, h=1e-6):
         minus = dict(params, **{param: (base - e).reshape(np.shape(params[param]))})
         cols.append((np.atleast_1d(solve(plus)[var]) - np.atleast_1d(solve(minus)[var])) / (2 * h))
     return np.stack(cols, axis=1)
+
+
+def generated_module(name, directory):
+    """The standalone module ``symift codegen`` writes for examples/<name>.ift, imported from ``directory``."""
+    import importlib.util
+
+    path = Path(directory) / f"gen_{name}.py"
+    path.write_text(symift.codegen(symift.load(EXAMPLES / f"{name}.ift")))
+    spec = importlib.util.spec_from_file_location(f"gen_{name}", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def layer_of(name, **options):

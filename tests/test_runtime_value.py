@@ -10,7 +10,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from helpers import EXAMPLES, derive, evaluate, layer_of
+from helpers import EXAMPLES, derive, evaluate, generated_module, layer_of
 
 import symift
 from symift.errors import DuplicateError, UnsupportedError
@@ -124,12 +124,7 @@ def test_rows_value_left_out_when_a_term_without_the_variable_is_added():
 
 
 def test_generated_module_has_the_value(tmp_path):
-    import importlib.util
-    path = tmp_path / "gen_lml.py"
-    path.write_text(symift.codegen(symift.load(EXAMPLES / "lml.ift")))
-    spec = importlib.util.spec_from_file_location("gen_lml", path)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
+    mod = generated_module("lml", tmp_path)
     theta = jnp.asarray(np.random.default_rng(6).normal(size=5))
     out = mod.layer(theta, 2.0)
     assert np.isclose(jax.grad(lambda k: mod.layer(theta, k)["value"])(2.0), out["nu"], atol=1e-10)  # dV/dk = ν

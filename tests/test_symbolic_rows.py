@@ -8,15 +8,13 @@ check_grads.  Problems that couple rows are refused with a caret at the coupling
 """
 from __future__ import annotations
 
-import importlib.util
-
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 import sympy as sp
 from catalogue import sparsemax_solve
-from helpers import EXAMPLES, evaluate
+from helpers import EXAMPLES, evaluate, generated_module
 from jax.test_util import check_grads
 
 import symift
@@ -141,11 +139,7 @@ def test_rows_under_jit_and_vmap():
 
 
 def test_codegen_maps_the_row_layer(tmp_path):
-    path = tmp_path / "rows_mod.py"
-    path.write_text(symift.codegen(symift.load(EXAMPLES / "rowwise_sparsemax.ift")))
-    spec = importlib.util.spec_from_file_location("rows_mod", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = generated_module("rowwise_sparsemax", tmp_path)
     T = np.random.default_rng(6).standard_normal((4, 5))
     out = module.rows_layer(T)
     np.testing.assert_allclose(out["Z"], row_sparsemax(T), atol=1e-10)

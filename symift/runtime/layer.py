@@ -219,10 +219,10 @@ def whole_status(out, additive=True):
     whole = {**out, "residual": jnp.max(out["residual"]), "cond": jnp.max(out["cond"]),
              "margin": jnp.min(out["margin"]), "converged": jnp.all(out["converged"]),
              "regular": jnp.all(out["regular"])}
-    if "value" in out:
+    if "value" in out and additive:
         whole["value"] = jnp.sum(out["value"], axis=-1)
-        if not additive:
-            del whole["value"]
+    elif "value" in out:
+        del whole["value"]
     return whole
 
 

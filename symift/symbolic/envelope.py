@@ -33,12 +33,6 @@ class Envelope:
     differentials: dict      # parameter name -> dV[d<p>], p alone moving (canonical: simplified)
     gradients: dict          # parameter name -> ∇_p V (scalar and vector p), None for a matrix p
 
-    @property
-    def sentence(self) -> str:
-        where = "−∂L/∂θ (maximize: L is built on −f)" if self.sign < 0 else "∂L/∂θ"
-        return ("the optimal value V(θ) = f(x*(θ), θ) has, by the envelope theorem, dV/dθ = "
-                f"{where} at (x*, ν*, λ*): no derivative of the solution is needed")
-
 
 def envelope(system: KKTSystem) -> Envelope | None:
     """The optimal value and its envelope derivative; None for a root (``solve``) problem."""
@@ -53,10 +47,9 @@ def envelope(system: KKTSystem) -> Envelope | None:
         directions[p.name], _ = direction_for(sym, alg)
         is_matrix_param = isinstance(sym, sp.MatrixSymbol) and sym.shape[1] != 1
         gradients[p.name] = None if is_matrix_param else gradient(lagrangian, sym, alg)
-    seeds = {system.builder.symbols[p]: d for p, d in directions.items()}
-    dV = differential(lagrangian, seeds, alg.maps)
-    each = {p: alg.to_sympy(alg.lin(differential(lagrangian, {system.builder.symbols[p]: d}, alg.maps)))
-            for p, d in directions.items()}
+    raw = {p: differential(lagrangian, {system.builder.symbols[p]: d}, alg.maps) for p, d in directions.items()}
+    dV = sp.Add(*raw.values())   # every parameter moving: the sum of the parameters' differentials
+    each = {p: alg.to_sympy(alg.lin(e)) for p, e in raw.items()}
     for p, g in gradients.items():
         if g is None:
             g = matrix_gradient(each[p], directions[p])
