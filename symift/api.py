@@ -74,7 +74,7 @@ def compile(problem, solver=None, *, tol=None, maxiter=100, backward="auto", bac
         ``jax.pure_callback`` instead.  With a solver, ``tol`` is the acceptance threshold:
         a KKT residual above tol is reported as a non-optimal solution.
     backward: "auto" (the closed form where every Jacobian was derived, else a linear solve:
-        LU up to 2000 unknowns, GMRES above), "closed_form", or a linear solve on the derived
+        LU up to 4000 unknowns, GMRES above), "closed_form", or a linear solve on the derived
         ∂F/∂x: "lu", "gmres", "bicgstab", "cg" (unconstrained minimization only).
     backward_tol: the backward solve's relative residual threshold (default 1e-8 in float64,
         1e-3 in float32); backward_maxiter: Krylov iterations (default 10 × the unknowns).

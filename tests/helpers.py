@@ -15,10 +15,13 @@ from sympy.matrices.expressions.matexpr import MatrixExpr
 
 import symift
 
-__all__ = ["EXAMPLES", "derive", "evaluate", "fd_jacobian", "generated_module", "layer_of", "random_point", "same",
-           "symbols_of"]
+__all__ = ["COUPLED", "EXAMPLES", "derive", "evaluate", "fd_jacobian", "generated_module", "layer_of", "random_point",
+           "same", "symbols_of"]
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+#: the examples whose matrix variable's rows are coupled (symift.symbolic.coupled): no closed form,
+#: the tangent system is the derivation's result
+COUPLED = {"multiclass_svm"}
 _LAYERS: dict = {}
 
 

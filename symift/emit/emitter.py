@@ -170,6 +170,9 @@ class Emitter:
         """Code of an n×1 expression as a 1-D array (a scalar expression as 0-d)."""
         if not isinstance(e, MatrixExpr):
             return self.scalar(e)
+        if e.shape[0] != 1 and e.shape[1] != 1:  # a matrix-valued block (a coupled matrix variable)
+            code = self.entries(e)
+            return code if code.isidentifier() else self.tmp(code, "m")
         code = self.apply(e, ONE)
         if isinstance(e, (sp.MatrixSymbol,)) or code.isidentifier():
             return code
@@ -191,6 +194,43 @@ class Emitter:
         if isinstance(e, sp.MatrixSymbol):
             return self.name(e)
         return self.tmp(self.apply(e, f"jnp.eye({self.size(e.shape[1])})"), "m")
+
+    def entries(self, e) -> str:
+        """Code of a matrix expression as a 2-D array, built entrywise (sums, products right to
+        left, elementwise operations) — for the m×k blocks of a coupled matrix variable."""
+        if not isinstance(e, MatrixExpr):
+            return self.scalar(e)
+        rows, cols = e.shape
+        if isinstance(e, Named):
+            return self.entries(e.definition)
+        if isinstance(e, sp.MatrixSymbol) or e in self.computed:
+            return self.name(e) if cols != 1 else f"{self.name(e)}[:, None]"
+        if isinstance(e, sp.Transpose):
+            return f"{self.entries(e.arg)}.T"
+        if isinstance(e, sp.Identity):
+            return f"jnp.eye({self.size(rows)})"
+        if isinstance(e, (sp.ZeroMatrix, sp.OneMatrix)):
+            return f"jnp.{'zeros' if isinstance(e, sp.ZeroMatrix) else 'ones'}(({self.size(rows)}, {self.size(cols)}))"
+        if isinstance(e, sp.MatAdd):
+            return "(" + " + ".join(self.entries(a) for a in e.args) + ")"
+        if isinstance(e, sp.MatMul):
+            coeff, mats = e.as_coeff_mmul()
+            acc = self.entries(mats.args[-1])
+            for f in reversed(mats.args[:-1]):
+                acc = f"({self.entries(f)} @ {acc})"
+            return acc if coeff == 1 else f"({self.scalar(coeff)} * {acc})"
+        if isinstance(e, sp.HadamardProduct):
+            return "(" + " * ".join(self.entries(a) for a in e.args) + ")"
+        if isinstance(e, sp.HadamardPower):
+            return f"({self.entries(e.base)} ** {self.scalar(e.exp)})"
+        if isinstance(e, ElementwiseApplyFunction):
+            (var,) = e.function.variables
+            return self.scalar(e.function.expr, extra={var: self.entries(e.expr)})
+        if isinstance(e, sp.DiagMatrix):
+            return f"jnp.diag({self.vec(e.args[0])})"
+        if cols == 1:
+            return f"{self.vec(e)}[:, None]"
+        raise UnsupportedError(f"no JAX translation for {text(e)}")
 
     def apply(self, M, v: str) -> str:
         """Code of M v, right to left; ``v`` is code of a scalar, vector or matrix of columns."""
@@ -256,6 +296,9 @@ class Emitter:
             return code if v == ONE else f"col({code}, {v})"
         if rows == 1 and isinstance(M, (sp.HadamardProduct, sp.HadamardPower, ElementwiseApplyFunction)):
             return f"row({self.vec(_elementwise_column(M))}, {v})"   # (z∘z)ᵀ v without a matrix
+        if isinstance(M, (sp.HadamardProduct, sp.HadamardPower, ElementwiseApplyFunction)) and v != ONE:
+            code = self.tmp(self.entries(M), "m")  # an m×k elementwise matrix (coupled matrix variable)
+            return code if _is_eye(v) else f"({code} @ {v})"
         raise UnsupportedError(f"no JAX translation for {text(M)}")
 
     def apply_sum(self, terms, v: str) -> str:

@@ -50,6 +50,8 @@ def report(d: Derivation, wrt=None, params=None) -> str:
         raise error
     for v in wrt or []:
         d.check_names(v, d.parameters[0] if d.parameters else "")
+    if d.coupled is not None:
+        return "\n".join(out + tangent_lines(d) + value_lines(d, params))
     out += ["", "Jacobians:", "  (numerator layout: dz/dθ has a row for each entry of z; for a matrix parameter P, "
             "the directional derivative along dP)"]
     results = d.jacobians(wrt, params)
@@ -73,6 +75,18 @@ def report(d: Derivation, wrt=None, params=None) -> str:
     if d.facts:
         out += ["", "Facts used:"] + [f"  {f}" for f in d.facts]
     return "\n".join(out)
+
+
+def tangent_lines(d: Derivation) -> list:
+    """The tangent system in matrix form: the result where no closed form is derived."""
+    unknowns = ", ".join(f"d{u}" for u in d.unknowns)
+    params = ", ".join(f"d{p}" for p in d.parameters)
+    out = ["", f"Tangent system (no closed form: {d.coupled}, so the matrix variable is kept whole; "
+           f"the tangent ({unknowns}) solves these linear equations for given ({params}), "
+           "numerically in the layer):"]
+    for name, e in d.tangent_system:
+        out.append(f"  {name}:  {text(e)} = 0")
+    return out
 
 
 def value_lines(d: Derivation, params=None) -> list:

@@ -15,6 +15,7 @@ from ..language.model import Problem
 from .analysis import Analysis
 from .canonical import Lin
 from .conditions import IFTReport, Verdict, domain_requirements
+from .coupled import CoupledAnalysis, coupled_sentence, tangent_equations
 from .envelope import Envelope, envelope
 from .expr import Named, is_matrix
 from .factor import Factorizer, clash
@@ -34,18 +35,33 @@ class Derivation:
     def __init__(self, problem: Problem):
         #: a matrix variable whose problem separates by rows: derived as the problem of one row
         #: (symbolic.rows); ``rows.problem`` is the user's problem, ``self.problem`` the row problem
-        self.rows = split_rows(problem) if has_matrix_variable(problem) else None
+        self.rows = None
+        #: why a matrix variable's rows do not separate (symbolic.coupled: no closed form, the
+        #: tangent system in matrix form, solved numerically), or None
+        self.coupled: str | None = None
+        if has_matrix_variable(problem):
+            try:
+                self.rows = split_rows(problem)
+            except UnsupportedError as exc:
+                if getattr(exc, "reason", None) is None:  # not a coupling: an error in the problem
+                    raise
+                self.coupled = exc.reason
         if self.rows is not None:
             problem = self.rows.row_problem
         self.problem = problem
         #: the problem the KKT system is built from: norm1 terms as epigraphs (symbolic.lowering)
         self.lowered_problem, self.lowered = lower_nonsmooth(problem)
         try:
-            self.system = build_kkt(self.lowered_problem)
+            self.system = build_kkt(self.lowered_problem, coupled=self.coupled is not None)
             self.system.conventions.extend(x.sentence for x in self.lowered)
             if self.rows is not None:
                 self.system.conventions.insert(0, self.rows.sentence)
-            self.analysis = Analysis(self.system)
+            if self.coupled is not None:
+                matrix = next(v.name for v in problem.variables if len(v.shape) == 2)
+                self.system.conventions.insert(0, coupled_sentence(self.coupled, matrix))
+                self.analysis = CoupledAnalysis(self.system, "the rows of the matrix variable are coupled")
+            else:
+                self.analysis = Analysis(self.system)
         except NotImplementedError as exc:
             raise UnsupportedError(f"cannot differentiate this problem: {exc}", None, problem.source) from None
         self._jacobians: dict = {}
@@ -119,7 +135,7 @@ class Derivation:
     def envelope(self) -> Envelope | None:
         """The optimal value and its envelope-theorem derivative (symbolic.envelope); None for a
         root (``solve``) problem."""
-        return envelope(self.system)
+        return envelope(self.system, coupled=self.coupled is not None)
 
     @property
     def value(self):
@@ -138,8 +154,18 @@ class Derivation:
             self.check_names(None, param)
         g = self.envelope.gradients[param]
         chosen = g if g is not None else self.envelope.differentials[param]
+        if self.coupled is not None:
+            return chosen
         written = self.written(self.analysis.alg.lin(chosen))
         return written if len(plain(written)) <= len(plain(chosen)) else chosen
+
+    @cached_property
+    def tangent_system(self) -> list:
+        """[(block name, dF_block)]: the linearized residual, dF = ∂F/∂x dx + ∂F/∂θ dθ, with every
+        unknown u moving along d<u> and every parameter p along d<p>.  The tangent dx of the
+        solution solves dF = 0 for given dθ; for a coupled matrix variable (no closed form) this is
+        the derivation's result, which the layer solves numerically."""
+        return tangent_equations(self.system)
 
     @property
     def ift(self) -> IFTReport:
@@ -306,6 +332,12 @@ class Derivation:
             solution = Verdict("F(x*, θ) = 0", True, "at every KKT point: F stacks stationarity, the equality "
                                "constraints and complementary slackness")
         smooth = self._smoothness()
+        if self.coupled is not None:
+            nonsing = Verdict("∂F/∂x nonsingular", None, "not decided symbolically (the matrix variable's rows are "
+                              "coupled: no block elimination); the layer measures it at each solution (the "
+                              "condition of the LU factors of ∂F/∂x, or the residual of its Krylov solve)",
+                              ["∂F/∂x is nonsingular at the solution"])
+            return IFTReport(solution, smooth, nonsing, list(a.assumptions))
         try:
             steps = self.pivots
         except MathError as exc:
@@ -334,8 +366,13 @@ class Derivation:
         alg = self.analysis.alg
         for block in self.system.residual:
             for arg, relation, what in domain_requirements(block.expr):
-                value = alg.template_of(alg.lin(arg)) if is_matrix(arg) else alg.scalar(arg)
-                ok = value.is_positive if relation == ">" else value.is_nonzero
+                if self.coupled is not None and is_matrix(arg) and arg.shape[1] != 1:
+                    # no templates for matrices: a declared-positive variable is all it reads
+                    value = None
+                    ok = True if alg.assumptions.get(arg, {}).get("positive") else None
+                else:
+                    value = alg.template_of(alg.lin(arg)) if is_matrix(arg) else alg.scalar(arg)
+                    ok = value.is_positive if relation == ">" else value.is_nonzero
                 text = f"{plain(arg)} {relation} 0" + (" elementwise" if is_matrix(arg) else "")
                 bound = self._bound_at_zero(value) if relation == ">" and not ok else None
                 if ok:

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 import sympy as sp
 
 from .calculus import differential, direction_for, gradient
+from .coupled import adjoint_gradient
 from .expr import Scalar
 from .kkt import KKTSystem
 
@@ -34,13 +35,18 @@ class Envelope:
     gradients: dict          # parameter name -> ∇_p V (scalar and vector p), None for a matrix p
 
 
-def envelope(system: KKTSystem) -> Envelope | None:
-    """The optimal value and its envelope derivative; None for a root (``solve``) problem."""
+def envelope(system: KKTSystem, coupled: bool = False) -> Envelope | None:
+    """The optimal value and its envelope derivative; None for a root (``solve``) problem.
+
+    ``coupled``: a coupled matrix variable (symbolic.coupled), whose terms the vector algebra does
+    not canonicalize: every gradient, a matrix parameter's too, is read off by the adjoint."""
     if system.objective is None:
         return None
     sign = -1 if system.problem.objective.sense == "maximize" else 1
     alg = system.algebra
     lagrangian = sign * system.lagrangian
+    if coupled:
+        return _coupled(system, sign, lagrangian)
     directions, gradients = {}, {}
     for p in system.problem.params:
         sym = system.builder.symbols[p.name]
@@ -78,3 +84,14 @@ def matrix_gradient(dV, dP):
             return None
         terms.append(coeff * (sp.MatMul(a.T, b.T) if factors[k] == dP else sp.MatMul(b, a)))
     return sp.MatAdd(*terms) if terms else None
+
+
+def _coupled(system, sign, lagrangian) -> Envelope:
+    alg = system.algebra
+    directions, gradients, each = {}, {}, {}
+    for p in system.problem.params:
+        sym = system.builder.symbols[p.name]
+        directions[p.name], _ = direction_for(sym, alg)
+        each[p.name] = differential(lagrangian, {sym: directions[p.name]}, alg.maps)
+        gradients[p.name] = adjoint_gradient(lagrangian, sym, alg.maps)
+    return Envelope(sign * system.objective, sign, sp.Add(*each.values()), directions, each, gradients)

@@ -15,7 +15,8 @@ import sympy as sp
 from ..language.model import Name, Problem
 from .algebra import Algebra, Facts
 from .calculus import gradient
-from .expr import Scalar, SympyBuilder, broadcast_sub, is_matrix
+from .coupled import adjoint_gradient
+from .expr import Scalar, SympyBuilder, broadcast_sub, is_matrix, total
 
 
 @dataclass(frozen=True)
@@ -77,17 +78,20 @@ class KKTSystem:
 
 
 def size_of(x) -> sp.Basic:
-    return x.shape[0] if is_matrix(x) else sp.S.One
+    """The number of entries of a block or unknown (m·k for an m×k matrix)."""
+    return x.shape[0] * x.shape[1] if is_matrix(x) else sp.S.One
 
 
 def multiplier_symbol(name, shape, kind):
     if shape == (1, 1):
         return sp.Symbol(name, real=True, **({"nonnegative": True} if kind == "inequality" else {}))
-    return sp.MatrixSymbol(name, shape[0], 1)
+    return sp.MatrixSymbol(name, *shape)
 
 
 def inner(a, b):
-    """aᵀ b for vectors, a·b for scalars."""
+    """aᵀ b for vectors, ⟨A, B⟩ = Σᵢⱼ AᵢⱼBᵢⱼ for matrices, a·b for scalars."""
+    if is_matrix(a) and a.shape[1] != 1:
+        return total(sp.HadamardProduct(a, b))
     return Scalar(sp.MatMul(a.T, b)) if is_matrix(a) else a * b
 
 
@@ -95,10 +99,17 @@ def elementwise_product(a, b):
     return sp.HadamardProduct(a, b) if is_matrix(a) else a * b
 
 
-def build_kkt(problem: Problem, algebra: Algebra | None = None) -> KKTSystem:
-    """The Lagrangian, KKT conditions and residual of a problem."""
+def build_kkt(problem: Problem, algebra: Algebra | None = None, coupled: bool = False) -> KKTSystem:
+    """The Lagrangian, KKT conditions and residual of a problem.
+
+    ``coupled``: a matrix variable whose rows are coupled (symbolic.coupled): gradients in matrix
+    variables are read off the differential by its adjoint, not by the vector algebra.
+    """
     alg = algebra or Algebra(Facts())
-    builder = SympyBuilder(problem, gradient=lambda f, x: gradient(f, x, alg))
+
+    def grad(f, x):
+        return adjoint_gradient(f, x, alg.maps) if coupled else gradient(f, x, alg)
+    builder = SympyBuilder(problem, gradient=grad)
     for v in problem.variables:
         sym = builder.symbols[v.name]
         if is_matrix(sym) and v.positive:
@@ -143,9 +154,9 @@ def build_kkt(problem: Problem, algebra: Algebra | None = None) -> KKTSystem:
 
     residual, conditions = [], []
     for z in variables:
-        grad = gradient(lagrangian, z, alg)
-        residual.append(Block(f"stationarity in {z.name}", "stationarity", grad, size_of(z)))
-        conditions.append(Condition(f"stationarity in {z.name}", grad, "=", _zero_like(grad)))
+        g = grad(lagrangian, z)
+        residual.append(Block(f"stationarity in {z.name}", "stationarity", g, size_of(z)))
+        conditions.append(Condition(f"stationarity in {z.name}", g, "=", _zero_like(g)))
     for m in multipliers:
         if m.kind == "equality":
             residual.append(Block(f"primal feasibility ({m.name})", "primal feasibility", m.function,

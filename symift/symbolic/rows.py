@@ -80,24 +80,30 @@ class _Splitter:
         if len(problem.variables) > 1:
             other = next(v for v in problem.variables if v is not self.var)
             raise self.error(f"a matrix variable must be the problem's only variable (for now); "
-                             f"'{other.name}' is declared too", other)
+                             f"'{other.name}' is declared too", other, f"'{other.name}' is a variable too")
         if problem.kind != "optimization":
             raise self.error("a matrix variable is supported in an optimization problem, not in 'solve'",
-                             self.var)
+                             self.var, "a 'solve' block does not split by rows")
         self.m, self.k = self.var.shape
         if self.m == self.k:
             raise self.error(f"the rows and columns of '{self.var.name}' must have different sizes "
                              f"(both are {self.m}): a shared vector of length {self.k} and a column of "
-                             "length m could not be told apart", self.var)
+                             "length m could not be told apart", self.var,
+                             f"its rows and columns have the same size {self.m}")
         self.aligned = tuple(p.name for p in problem.params if p.shape[:1] == (self.m,))
         self.additive = True
 
-    def error(self, message, node):
-        return UnsupportedError(message, node.span, self.problem.source)
+    def error(self, message, node, reason=None):
+        """An UnsupportedError; with a ``reason`` the rows do not separate, and symift.symbolic.coupled
+        derives the problem with the matrix kept whole instead (Derivation)."""
+        err = UnsupportedError(message, node.span, self.problem.source)
+        err.reason = reason
+        return err
 
     def couples(self, node, why="couples the rows"):
-        return self.error(f"'{unparse(node)}' {why} of '{self.var.name}': matrix variables are "
-                          "supported when the problem separates by rows", node)
+        reason = f"'{unparse(node)}' {why} of '{self.var.name}'"
+        return self.error(f"{reason}: matrix variables are supported when the problem separates by rows", node,
+                          reason)
 
     # ---- classification: "row" (one row per row of Z), "shared", "rowsum" (a sum over the rows)
     def shape(self, e):
@@ -115,7 +121,8 @@ class _Splitter:
             shape = self.shape(e)
             if self.m in shape[1:]:
                 raise self.error(f"'{e.id}' ({describe_shape(shape)}) has the rows dimension {self.m} of "
-                                 f"'{self.var.name}' after its first place: it couples the rows", e)
+                                 f"'{self.var.name}' after its first place: it couples the rows", e,
+                                 f"'{e.id}' has the rows dimension {self.m} of '{self.var.name}' after its first place")
             if e.id == self.var.name or e.id in self.aligned:
                 return e, "row"
             return e, "shared"

@@ -53,6 +53,8 @@ class Document(ProblemSections, SolutionSections):
         self.wrt = list(wrt or [v.name for v in self.problem.variables])
         symbols = d.symbols
         self.directions = {"d" + p for p in d.parameters if is_matrix_param(symbols[p])}
+        if d.coupled is not None:  # the tangent system moves every unknown and parameter
+            self.directions |= {"d" + n for n in [*d.unknowns, *d.parameters]}
         self.abbrev: dict = {}        # Inverse(X) -> Inverse(S_k), as the elimination names them
         # the document's own letters (Schur complements S_k, blocks M_ij, pivots P_k, right-hand side b)
         # must not be the name of anything in the problem
@@ -226,8 +228,9 @@ class Document(ProblemSections, SolutionSections):
     def render(self) -> str:
         self._compute()
         title = text(Path(self.problem.source.filename).name)
+        solution = ["tangent"] if self.d.coupled is not None else ["blocks", "elimination", "results"]
         order = ["problem"] + (["lagrangian"] if self.problem.kind == "optimization" else []) + [
-            "kkt", "ift", "blocks", "elimination", "results"] + (
+            "kkt", "ift", *solution] + (
             ["value"] if self.d.envelope is not None and self.failure is None and self.params else [])
         self.sections = {name: k for k, name in enumerate(order, 1)}
         parts = [_PREAMBLE,
@@ -251,6 +254,8 @@ class Document(ProblemSections, SolutionSections):
         d = self.d
         if d.ift.holds is False:
             self.failure = next(c for c in d.ift.conditions if c.holds is False)
+        elif d.coupled is not None:  # no elimination: the tangent system is the result
+            return
         else:
             for p in self.params:
                 for v in self.wrt:
@@ -331,6 +336,12 @@ class Document(ProblemSections, SolutionSections):
                     r"(%s)." % (self._failure_text(), self.ref("ift")))
         if not self.params:
             return r"\paragraph{Result.} The problem has no parameters: there is nothing to differentiate."
+        if self.d.coupled is not None:
+            return (r"\paragraph{Result.} The rows of the matrix variable are coupled (%s), so symift keeps it "
+                    r"a matrix and derives no closed form: where the conditions of %s hold, the solution is "
+                    r"locally a differentiable function of the parameters, and its tangent solves the linear "
+                    r"system of %s, which the layer solves numerically at each solution." % (
+                        text(self.d.coupled), self.ref("ift"), self.ref("tangent")))
         shown, later = [], []
         for (v, p), J in self.results.items():
             lhs = self.derivative(v, p)

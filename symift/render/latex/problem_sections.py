@@ -148,8 +148,11 @@ class ProblemSections:
             duals = [r"$%s \in %s$%s" % (self.name(m.name), space(_model_shape(m.symbol)),
                                          r", $%s \geq 0$" % self.name(m.name) if m.kind == "inequality" else "")
                      for m in kkt.multipliers]
-            pieces = [f] + [r"%s^{\top} %s_{%s}" % (self.name(m.name), "h" if m.kind == "equality" else "g",
-                                                    self.name(m.name)) if is_matrix(m.symbol)
+            pieces = [f] + [r"\langle %s, %s_{%s} \rangle" % (self.name(m.name), "h" if m.kind == "equality" else "g",
+                                                             self.name(m.name))
+                            if is_matrix(m.symbol) and m.symbol.shape[1] != 1
+                            else r"%s^{\top} %s_{%s}" % (self.name(m.name), "h" if m.kind == "equality" else "g",
+                                                         self.name(m.name)) if is_matrix(m.symbol)
                             else r"%s\, %s_{%s}" % (self.name(m.name), "h" if m.kind == "equality" else "g",
                                                     self.name(m.name)) for m in kkt.multipliers]
             out.append("With the multipliers %s, the Lagrangian $L = %s$ is" % (", ".join(duals), " + ".join(pieces)))
@@ -378,6 +381,11 @@ class ProblemSections:
         return ("; ".join(given) + ".") if given else "$F$ is built from smooth functions."
 
     def _nonsingularity(self) -> str:
+        if self.d.coupled is not None:
+            return (r"$\partial F / \partial x$ is nonsingular at the solution. symift does not decide it "
+                    r"symbolically here (no block elimination for a coupled matrix variable): the layer measures "
+                    r"it at each solution, by the condition of the LU factors of $\partial F / \partial x$ or the "
+                    r"residual of its Krylov solve, and flags a singular system.")
         if self.trace is None:
             return self._failure_text() + "."
         parts, conditions = [], []

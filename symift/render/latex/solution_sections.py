@@ -148,6 +148,27 @@ class SolutionSections:
         return "\n".join(out)
 
     # ---- 8. the optimal value (optimization problems)
+    def section_tangent(self) -> str:
+        """The linearized residual, the result where no closed form is derived (coupled matrix variable)."""
+        d = self.d
+        moving = ", ".join(r"\mathrm{d}%s" % self.name(u) for u in d.unknowns)
+        given = ", ".join(r"\mathrm{d}%s" % self.name(p) for p in d.parameters)
+        out = [r"\section{The tangent system}",
+               r"Each unknown moving along $\mathrm{d}u$ and each parameter along $\mathrm{d}\theta$, the "
+               r"residual changes by $\mathrm{d}F = \frac{\partial F}{\partial x}\mathrm{d}x + "
+               r"\frac{\partial F}{\partial \theta}\mathrm{d}\theta$; on the solution map it stays 0. The "
+               r"tangent $(%s)$ of the solution therefore solves, for given $(%s)$, the linear equations"
+               % (moving, given)]
+        rows = [self.lines(r"\mathrm{d}F_{%d}" % k, [self.terms(e, False)], None)
+                for k, (_, e) in enumerate(d.tangent_system, 1)]
+        out.append(align(rows))
+        out.append("with the rows " + ", ".join(r"$\mathrm{d}F_{%d}$ of %s" % (k, self.label(name))
+                                               for k, (name, _) in enumerate(d.tangent_system, 1)) +
+                   r", each equal to 0. They are the result: for a coupled matrix variable no block elimination "
+                   r"gives $\mathrm{d}x$ in closed form (it would invert the stationarity block restricted to the "
+                   r"active set), so the layer solves them at each solution.")
+        return "\n".join(out)
+
     def section_value(self) -> str:
         env = self.d.envelope
         out = [r"\section{The optimal value}",
