@@ -107,7 +107,8 @@ def run(n, out_png, seed=0):
           f"{float(jnp.max(jnp.abs(dP - fd))):.1e}, max |implicit − unrolled| = "
           f"{float(jnp.max(jnp.abs(dP - dP_unrolled))):.1e}")
     print(f"time of solve + tangent: implicit {1e3 * t_imp:.1f} ms, unrolled through {RELAX} descent + "
-          f"{NEWTON} Newton steps {1e3 * t_unr:.1f} ms ({t_unr / t_imp:.2f}x)")
+          f"{NEWTON} Newton steps {1e3 * t_unr:.1f} ms ({t_unr / t_imp:.2f}x); XLA temporary memory "
+          f"{_temp_mib(implicit, d):.2f} and {_temp_mib(unrolled, d):.2f} MiB")
     figure(np.asarray(P), np.asarray(dP), np.asarray(d), out_png)
     print(f"figure: {out_png}")
     return P, dP, fd
@@ -132,6 +133,11 @@ def figure(P, dP, d, out_png):
     fig.tight_layout()
     fig.savefig(out_png, dpi=100)
     plt.close(fig)
+
+
+def _temp_mib(f, *args):
+    """XLA's compiled temporary memory of the jitted f at these arguments, in MiB."""
+    return f.lower(*args).compile().memory_analysis().temp_size_in_bytes / 2 ** 20
 
 
 def _median(f, *args, repeat=5):

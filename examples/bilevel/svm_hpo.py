@@ -178,7 +178,8 @@ def unrolled_loss(log_lam, K, data):
 def compare(sizes, repeat=3, log_lam=0.0):
     """Outer-gradient time: implicit (symift) against unrolled FISTA with the K that matches it."""
     layer = svm_layer()
-    print(f"{'m':>5} {'implicit ms':>12} {'K':>6} {'unrolled ms':>12} {'ratio':>7} {'|Δgrad|':>9}")
+    print(f"{'m':>5} {'implicit ms':>12} {'MiB':>7} {'K':>6} {'unrolled ms':>12} {'MiB':>7} {'ratio':>7} "
+          f"{'|Δgrad|':>9}")
     rows = []
     for m in sizes:
         data = tuple(jnp.asarray(a) for a in digits(m))
@@ -191,9 +192,16 @@ def compare(sizes, repeat=3, log_lam=0.0):
             if err <= 1e-6 * max(1.0, abs(g)) or K == 10000:
                 break
         t_unr = _median(unrolled, repeat, log_lam, K, data)
-        print(f"{m:>5} {1e3 * t_imp:>12.1f} {K:>6} {1e3 * t_unr:>12.1f} {t_unr / t_imp:>7.2f} {err:>9.1e}")
+        mib_imp, mib_unr = _temp_mib(implicit, log_lam, data), _temp_mib(unrolled, log_lam, K, data)
+        print(f"{m:>5} {1e3 * t_imp:>12.1f} {mib_imp:>7.2f} {K:>6} {1e3 * t_unr:>12.1f} {mib_unr:>7.2f} "
+              f"{t_unr / t_imp:>7.2f} {err:>9.1e}")
         rows.append((m, t_imp, K, t_unr, err))
     return rows
+
+
+def _temp_mib(f, *args):
+    """XLA's compiled temporary memory of the jitted f at these arguments, in MiB."""
+    return f.lower(*args).compile().memory_analysis().temp_size_in_bytes / 2 ** 20
 
 
 def _median(f, repeat, *args):
