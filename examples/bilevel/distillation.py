@@ -31,6 +31,7 @@ from pathlib import Path
 import jax
 import jax.numpy as jnp
 import numpy as np
+from measure import median_seconds, temp_mib
 
 import symift
 
@@ -147,33 +148,17 @@ def compare(repeat=5, seed=0):
         return jnp.mean(jax.nn.logsumexp(scores, axis=1) - jnp.take_along_axis(scores, ytr[:, None], axis=1)[:, 0])
     implicit = jax.jit(jax.grad(lambda Xd: outer_loss(layer, Xd, Xtr, ytr)))
     g = implicit(Xd)
-    t_imp = _median(implicit, repeat, Xd)
+    t_imp = median_seconds(implicit, repeat, Xd)
     print(f"{'':>10} {'K':>6} {'ms':>9} {'vs implicit':>12} {'temp MiB':>9} {'max |Δgrad|':>12}")
-    print(f"{'implicit':>10} {'':>6} {1e3 * t_imp:>9.1f} {1.0:>12.2f} {_temp_mib(implicit, Xd):>9.2f} {0.0:>12.1e}")
+    print(f"{'implicit':>10} {'':>6} {1e3 * t_imp:>9.1f} {1.0:>12.2f} {temp_mib(implicit, Xd):>9.2f} {0.0:>12.1e}")
     for K in (100, 300, 1000, 3000, 10000):
         unrolled = jax.jit(jax.grad(lambda Xd, K=K: loss_of(unrolled_weights(Xd, K))))
         err = float(jnp.max(jnp.abs(unrolled(Xd) - g)))
-        t = _median(unrolled, repeat, Xd)
-        print(f"{'unrolled':>10} {K:>6} {1e3 * t:>9.1f} {t / t_imp:>12.2f} {_temp_mib(unrolled, Xd):>9.2f} "
+        t = median_seconds(unrolled, repeat, Xd)
+        print(f"{'unrolled':>10} {K:>6} {1e3 * t:>9.1f} {t / t_imp:>12.2f} {temp_mib(unrolled, Xd):>9.2f} "
               f"{err:>12.1e}")
         if err <= 1e-6:
             break
-
-
-def _temp_mib(f, *args):
-    """XLA's compiled temporary memory of the jitted f at these arguments, in MiB."""
-    return f.lower(*args).compile().memory_analysis().temp_size_in_bytes / 2 ** 20
-
-
-def _median(f, repeat, *args):
-    """Median seconds of f(*args) after a warm-up call."""
-    jax.block_until_ready(f(*args))
-    times = []
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        jax.block_until_ready(f(*args))
-        times.append(time.perf_counter() - t0)
-    return float(np.median(times))
 
 
 def main(argv=None):

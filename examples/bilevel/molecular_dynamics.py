@@ -19,12 +19,12 @@ Needs the ``examples`` extra (matplotlib).
 from __future__ import annotations
 
 import argparse
-import time
 from pathlib import Path
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+from measure import median_seconds, temp_mib
 
 import symift
 
@@ -100,7 +100,7 @@ def run(n, out_png, seed=0):
     h = 1e-5
     fd = (positions(d + h * e0) - positions(d - h * e0)) / (2 * h)
     _, dP_unrolled = unrolled(d)
-    t_imp, t_unr = _median(implicit, d), _median(unrolled, d)
+    t_imp, t_unr = median_seconds(implicit, 5, d), median_seconds(unrolled, 5, d)
     print(f"{n} soft disks (diameters 1 and 1.4) in an elliptical harmonic trap, {A.shape[0]} pairs; converged "
           f"{bool(out['converged'])}, force residual {float(out['residual']):.1e}")
     print(f"dP/dd_0 (forward mode): max |implicit − central differences of re-solves| = "
@@ -108,7 +108,7 @@ def run(n, out_png, seed=0):
           f"{float(jnp.max(jnp.abs(dP - dP_unrolled))):.1e}")
     print(f"time of solve + tangent: implicit {1e3 * t_imp:.1f} ms, unrolled through {RELAX} descent + "
           f"{NEWTON} Newton steps {1e3 * t_unr:.1f} ms ({t_unr / t_imp:.2f}x); XLA temporary memory "
-          f"{_temp_mib(implicit, d):.2f} and {_temp_mib(unrolled, d):.2f} MiB")
+          f"{temp_mib(implicit, d):.2f} and {temp_mib(unrolled, d):.2f} MiB")
     figure(np.asarray(P), np.asarray(dP), np.asarray(d), out_png)
     print(f"figure: {out_png}")
     return P, dP, fd
@@ -133,22 +133,6 @@ def figure(P, dP, d, out_png):
     fig.tight_layout()
     fig.savefig(out_png, dpi=100)
     plt.close(fig)
-
-
-def _temp_mib(f, *args):
-    """XLA's compiled temporary memory of the jitted f at these arguments, in MiB."""
-    return f.lower(*args).compile().memory_analysis().temp_size_in_bytes / 2 ** 20
-
-
-def _median(f, *args, repeat=5):
-    """Median seconds of f(*args) after a warm-up call."""
-    jax.block_until_ready(f(*args))
-    times = []
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        jax.block_until_ready(f(*args))
-        times.append(time.perf_counter() - t0)
-    return float(np.median(times))
 
 
 def main(argv=None):

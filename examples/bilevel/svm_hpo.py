@@ -32,6 +32,7 @@ from pathlib import Path
 import jax
 import jax.numpy as jnp
 import numpy as np
+from measure import median_seconds, temp_mib
 
 import symift
 
@@ -186,39 +187,23 @@ def compare(sizes, repeat=3, log_lam=0.0):
         data = tuple(jnp.asarray(a) for a in digits(m))
         implicit = jax.jit(jax.grad(lambda t, data: outer_loss(layer, t, *data)))
         g = float(implicit(log_lam, data))
-        t_imp = _median(implicit, repeat, log_lam, data)
+        t_imp = median_seconds(implicit, repeat, log_lam, data)
         for K in (100, 300, 1000, 3000, 10000):
             unrolled = jax.jit(jax.grad(unrolled_loss), static_argnums=1)
             err = abs(float(unrolled(log_lam, K, data)) - g)
             if err <= 1e-6 * max(1.0, abs(g)) or K == 10000:
                 break
-        t_unr = _median(unrolled, repeat, log_lam, K, data)
-        mib_imp, mib_unr = _temp_mib(implicit, log_lam, data), _temp_mib(unrolled, log_lam, K, data)
+        t_unr = median_seconds(unrolled, repeat, log_lam, K, data)
+        mib_imp, mib_unr = temp_mib(implicit, log_lam, data), temp_mib(unrolled, log_lam, K, data)
         # the paper's comparison: the same K FISTA steps forward (a user solver), symift's implicit backward
         fista = symift.compile(symift.load(ROOT / "multiclass_svm.ift"), tol=1e-6,
                                solver=lambda X, Y, lam, K=K: fista_dual(X, Y, lam, K))
         same = jax.jit(jax.grad(lambda t, data, fista=fista: outer_loss(fista, t, *data)))
-        t_same, mib_same = _median(same, repeat, log_lam, data), _temp_mib(same, log_lam, data)
+        t_same, mib_same = median_seconds(same, repeat, log_lam, data), temp_mib(same, log_lam, data)
         print(f"{m:>5} {1e3 * t_imp:>12.1f} {mib_imp:>7.2f} {K:>6} {1e3 * t_unr:>12.1f} {mib_unr:>7.2f} "
               f"{t_unr / t_imp:>7.2f} {err:>9.1e} {1e3 * t_same:>15.1f} {mib_same:>7.2f}")
         rows.append((m, t_imp, K, t_unr, err))
     return rows
-
-
-def _temp_mib(f, *args):
-    """XLA's compiled temporary memory of the jitted f at these arguments, in MiB."""
-    return f.lower(*args).compile().memory_analysis().temp_size_in_bytes / 2 ** 20
-
-
-def _median(f, repeat, *args):
-    """Median seconds of f(*args) after a warm-up call."""
-    jax.block_until_ready(f(*args))
-    times = []
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        jax.block_until_ready(f(*args))
-        times.append(time.perf_counter() - t0)
-    return float(np.median(times))
 
 
 def main(argv=None):
