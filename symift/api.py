@@ -60,7 +60,7 @@ def derive(problem: Problem) -> Derivation:
 
 
 def compile(problem, solver=None, *, tol=None, maxiter=100, backward="auto", backward_tol=None,
-            backward_maxiter=None, callback=False, checks=True, strict=True) -> Layer:
+            backward_maxiter=None, callback=False, checks=True, strict=True, acceleration="auto") -> Layer:
     """The differentiable layer of a problem or a derivation (see :class:`symift.layer.Layer`).
 
     solver: optional ``fn(**params)`` (or ``fn(*params)`` in declaration order, when its
@@ -84,10 +84,16 @@ def compile(problem, solver=None, *, tol=None, maxiter=100, backward="auto", bac
     strict: irregular solutions (status ``regular`` false) get NaN tangents under jit and raise
         under an eager jax.grad; False keeps their tangents (the derivative on the computed active
         set), flagged only by the status.
+    acceleration: how the forward iterates a fixed point x == T(x, θ) before Newton finishes:
+        "fista" (FISTA's extrapolation with adaptive restart; the plain iteration for variables
+        declared > 0, whose extrapolation may leave the domain of log), "anderson" (Anderson
+        acceleration, mixing the last 5 iterates; mirror descent too), or "auto" (the default:
+        Anderson where a variable is declared > 0, FISTA otherwise).  Other problems take "auto" only.
     """
     d = problem if isinstance(problem, Derivation) else Derivation(problem)
     return build_layer(d, solver, tol=tol, maxiter=maxiter, backward=backward, backward_tol=backward_tol,
-                       backward_maxiter=backward_maxiter, callback=callback, checks=checks, strict=strict)
+                       backward_maxiter=backward_maxiter, callback=callback, checks=checks, strict=strict,
+                       acceleration=acceleration)
 
 
 def codegen(problem: Problem) -> str:

@@ -39,7 +39,7 @@ class Layer:
 
     def __init__(self, derivation, module, names: dict, tol=None, maxiter=100, *, backward="auto",
                  backward_tol=None, backward_maxiter=None, solver=None, callback=False, checks=True,
-                 strict=True):
+                 strict=True, acceleration="auto"):
         self.derivation = derivation
         self.module = module
         self._to_py = names                      # user name -> python name
@@ -49,7 +49,7 @@ class Layer:
         self.spec = module.SPEC
         self.options = {"backward": backward, "backward_tol": backward_tol,
                         "backward_maxiter": backward_maxiter, "callback": callback, "checks": checks,
-                        "strict": strict,
+                        "strict": strict, "acceleration": acceleration,
                         "solver": None if solver is None else self._in_module_names(solver)}
 
     def __call__(self, **params):
@@ -172,10 +172,15 @@ class RowLayer:
 
 
 def build_layer(d, solver=None, *, tol=None, maxiter=100, backward="auto",
-                backward_tol=None, backward_maxiter=None, callback=False, checks=True, strict=True) -> Layer:
+                backward_tol=None, backward_maxiter=None, callback=False, checks=True, strict=True,
+                acceleration="auto") -> Layer:
     """The differentiable layer of a derivation: ``symift.compile`` with its options."""
     if backward not in BACKWARDS:
         raise UnsupportedError(f"backward must be one of {', '.join(BACKWARDS)}; got {backward!r}")
+    if acceleration not in runtime.ACCELERATIONS:
+        raise UnsupportedError(f"acceleration must be one of {', '.join(runtime.ACCELERATIONS)}; "
+                               f"got {acceleration!r}")
+
     if solver is not None:
         _convention(solver, [p.name for p in d.problem.params])
     if callback and solver is None:
@@ -187,10 +192,13 @@ def build_layer(d, solver=None, *, tol=None, maxiter=100, backward="auto",
                                    "the row problem instead", None, d.problem.source)
         row = build_layer(d.one_row(), tol=tol, maxiter=maxiter, backward=backward,
                           backward_tol=backward_tol, backward_maxiter=backward_maxiter, checks=checks,
-                          strict=strict)
+                          strict=strict, acceleration=acceleration)
         return RowLayer(d, row)
     module, writer = problem_module(d)
     source = d.problem.source
+    if acceleration != "auto" and module.SPEC.fixed_point is None:
+        raise UnsupportedError(f"acceleration={acceleration!r} is for the iteration of a fixed point x == T(x, θ) "
+                               "(a 'solve' block of such equations); this problem has none", None, source)
     if backward == "closed_form" and not module.SPEC.closed_form:
         raise UnsupportedError(f"no closed-form Jacobian was derived ({module.SPEC.why_no_closed_form}); "
                                "use backward='auto', 'lu' or 'gmres'", None, source)
@@ -202,7 +210,7 @@ def build_layer(d, solver=None, *, tol=None, maxiter=100, backward="auto",
                                None, source)
     return Layer(d, module, dict(writer.layout.py), tol=tol, maxiter=maxiter, backward=backward,
                  backward_tol=backward_tol, backward_maxiter=backward_maxiter, solver=solver,
-                 callback=callback, checks=checks, strict=strict)
+                 callback=callback, checks=checks, strict=strict, acceleration=acceleration)
 
 
 def _pop_init(names: list, values: dict):

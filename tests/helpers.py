@@ -21,7 +21,7 @@ __all__ = ["COUPLED", "EXAMPLES", "derive", "evaluate", "fd_jacobian", "generate
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 #: the examples whose matrix variable's rows are coupled (symift.symbolic.coupled): no closed form,
 #: the tangent system is the derivation's result
-COUPLED = {"multiclass_svm"}
+COUPLED = {"multiclass_svm", "multiclass_svm_md"}
 _LAYERS: dict = {}
 
 

@@ -19,7 +19,7 @@ EXAMPLES = sorted((ROOT / "examples").glob("*.ift"))
 EXAMPLE_NAMES = {"circle", "eqqp", "fixed_point", "optnet_qp", "ridge", "softmax", "sparsemax",
                  "box_projection", "entmax15", "lasso", "constrained_softmax", "lml", "elastic_net", "sigmoid",
                  "rowwise_sparsemax", "hinge_svm", "lasso_prox", "box_qp_pgd", "nnls_pgd",
-                 "simplex_qp_md", "simplex_qp_pgd", "ls_ball_pgd", "multiclass_svm"}
+                 "simplex_qp_md", "simplex_qp_pgd", "ls_ball_pgd", "multiclass_svm", "multiclass_svm_md"}
 
 
 def example(name: str) -> symift.Problem:

@@ -149,7 +149,7 @@ def test_an_operator_outside_a_solve_block_is_refused_with_a_caret(tmp_path):
     ("x == grad(theta, x)", "grad(f, x) needs a scalar f, got vector[n]", 15),
     ("x == grad(sumsq(x), 2 * x)", "grad(f, x) differentiates with respect to a declared variable or parameter", 25),
     ("x == grad(sumsq(x), n)", "grad(f, x) differentiates with respect to a declared variable or parameter", 25),
-    ("x == softmax(c)", "softmax() needs a vector, got scalar", 18),
+    ("x == softmax(c)", "softmax() needs a vector or a matrix (by rows), got scalar", 18),
 ])
 def test_operator_arguments_are_checked(tmp_path, equation, message, column):
     r = run_cli(tmp_path, f"dim m, n\nparam theta[n]\nparam t[m]\nparam c\nvar x[n]\nsolve\n    {equation}\n")

@@ -36,6 +36,7 @@ LAYER_DOC = '''    """The solution map: a dict of unknowns (variables and multip
     stationarity by least squares; a solution whose KKT residual exceeds tol raises
     SolverError in eager use and is flagged by ``converged`` under jit.  init: a previous result
     (or a dict of some unknowns) to start the solve from, a warm start (never differentiated).
+    acceleration: a fixed point's iteration, "auto", "fista" or "anderson" (symift.runtime.fixed_point).
     """
 '''
 
@@ -46,16 +47,17 @@ def layer_fns(mw) -> str:
     plist = ", ".join(mw.py(p) for p in mw.params)
     packed = f"({plist}{',' if len(mw.params) == 1 else ''})"
     options = ("tol", "maxiter", "backward", "backward_tol", "backward_maxiter", "solver", "callback",
-               "checks", "strict", "init")
+               "checks", "strict", "init", "acceleration")
     return "\n".join([
         f"def layer({plist}, *, tol=None, maxiter=100, backward=\"auto\", backward_tol=None,",
-        "          backward_maxiter=None, solver=None, callback=False, checks=True, strict=True, init=None):",
+        "          backward_maxiter=None, solver=None, callback=False, checks=True, strict=True, init=None,",
+        "          acceleration=\"auto\"):",
         LAYER_DOC.rstrip("\n"),
         f"    return _layer({packed}, " + ", ".join(f"{o}={o}" for o in options) + ")",
         "", "",
-        f"def solve({plist}, *, tol=None, maxiter=100, init=None):",
+        f"def solve({plist}, *, tol=None, maxiter=100, init=None, acceleration=\"auto\"):",
         '    """Forward solve only (the same numbers as layer, without the implicit backward)."""',
-        f"    return layer({plist}, tol=tol, maxiter=maxiter, init=init)"])
+        f"    return layer({plist}, tol=tol, maxiter=maxiter, init=init, acceleration=acceleration)"])
 
 
 def rows_fn(mw) -> str:

@@ -39,16 +39,32 @@ class OperatorWriter:
         return [m for m in self.d.analysis.alg.maps.values() if m.equals is not None and m.kind == "softmax"]
 
     def condition_names(self) -> list:
+        if self.d.coupled:
+            return list(self.d.analysis.kinks) + [f"max({m.equals}, 1 - {m.name}/{m.equals}) (no spurious or "
+                                                  f"degenerate zero of {m.equals})" for m in self.domains()]
         return list(self.d.analysis.kinks) + [f"{m.equals} (inside the simplex of {m.name})" for m in self.domains()]
+
+    def domain_condition(self, em, m) -> str:
+        """> 0 where the solution is a regular one.  With the closed form (derived at x = p > 0) x
+        must stay inside.  Without one (a coupled matrix variable: the tangent is solved on the
+        exact ∂F/∂x), a solution on the boundary is fine where it is strictly complementary: an
+        entry xᵢ → 0 of a minimizer has ρᵢ = pᵢ/xᵢ = e^{−ημᵢ} < 1 (μᵢ > 0 its multiplier), one
+        with ρᵢ > 1 is a fixed point that is not a solution (the iteration would grow it back),
+        one with ρᵢ = 1 degenerate: max(xᵢ, 1 − ρᵢ) is the margin."""
+        x = em.vec(m.equals)
+        if not self.d.coupled:
+            return x
+        return f"jnp.maximum({x}, 1 - {em.vec(m.symbol)} / {x})"
 
     def kinks_fn(self) -> str:
         """``_kinks``: the operators' indicators at a solution, and the arguments of their conditions
         (whose distance to 0 is the margin of the pieces: no entry at a kink)."""
         kinks = [k for _, _, k in self.d.analysis.kinks.values()]
-        conditions = [k.condition for k in kinks] + [m.equals for m in self.domains()]
+        conditions = [k.condition for k in kinks]
 
         def build(em):
             values = "".join(em.vec(k.indicator) + ", " for k in kinks)
-            return f"({values}), ({', '.join(em.vec(c) for c in conditions)},)"
+            written = [em.vec(c) for c in conditions] + [self.domain_condition(em, m) for m in self.domains()]
+            return f"({values}), ({', '.join(written)},)"
         return self.w.function("_kinks", ["*", *self.w.params, *self.d.unknowns], build,
                                "The operators' piece indicators at a solution, and their conditions (1 where > 0).")

@@ -350,8 +350,10 @@ class ShapeChecker:
             return shapes[0]
         if e.func == "grad":
             return self.gradient(e, shapes)
-        if e.func in ("norm2", "logsumexp", "softmax", "proj_simplex", "proj_l2ball") and len(shapes[0]) != 1:
+        if e.func in ("norm2", "logsumexp", "proj_simplex", "proj_l2ball") and len(shapes[0]) != 1:
             raise self.error(ShapeError, f"{e.func}() needs a vector, got {describe_shape(shapes[0])}", e.args[0])
+        if e.func == "softmax" and shapes[0] == ():  # of a matrix: of each row
+            raise self.error(ShapeError, "softmax() needs a vector or a matrix (by rows), got scalar", e.args[0])
         if e.func == "proj_l2ball" and shapes[1] != ():
             raise self.error(ShapeError, f"proj_l2ball(v, r) needs a scalar r, got {describe_shape(shapes[1])}", e)
         if e.func in ("softmax", "proj_simplex", "proj_l2ball"):
@@ -378,8 +380,6 @@ class ShapeChecker:
                              "parameter: its second argument must be its name", x)
         if shapes[0] != ():
             raise self.error(ShapeError, f"grad(f, x) needs a scalar f, got {describe_shape(shapes[0])}", f)
-        if len(shapes[1]) > 1:
-            raise self.error(ShapeError, f"grad(f, x) needs a scalar or vector x, got {describe_shape(shapes[1])}", x)
         return shapes[1]
 
     def size_argument(self, e: Expr):

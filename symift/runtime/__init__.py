@@ -29,7 +29,7 @@ from .linalg import (
 from .precision import jacobian_precision
 from .recovery import user_solve
 from .separable import separable_solve
-from .spec import ProblemSpec, SeparableSpec, SolverError, SolverOutputError
+from .spec import ACCELERATIONS, ProblemSpec, SeparableSpec, SolverError, SolverOutputError
 from .status import cond_limit, factor_condition, norm1_estimate, pivot_condition
 
 #: The runtime files whose standalone sections make up a standalone module, in dependency order.
@@ -46,7 +46,8 @@ HELPERS = ("row", "col", "diag", "gram", "ones_row", "zeros", "cho_factor", "cho
            "pivot_condition", "factor_condition")
 
 __all__ = [
-    "BACKWARD_METHODS", "DENSE_LIMIT", "HELPERS", "OPTIONAL_FILES", "STANDALONE_FILES", "STATUS_KEYS", "ProblemSpec",
+    "ACCELERATIONS", "BACKWARD_METHODS", "DENSE_LIMIT", "HELPERS", "OPTIONAL_FILES", "STANDALONE_FILES",
+    "STATUS_KEYS", "ProblemSpec",
     "SeparableSpec", "SolverError", "SolverOutputError", "cho_factor", "cho_solve", "chunk_size", "col",
     "cond_limit", "diag", "dual_newton", "fixed_point_solve", "gram", "implicit_tangents", "in_chunks",
     "interior_point", "jacobian_precision", "kkt_solve", "lapack_pieces", "lu_factor", "lu_solve", "make_layer",

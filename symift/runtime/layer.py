@@ -23,7 +23,7 @@ import numpy as np
 from .batching import in_chunks
 from .implicit import backward_method, check_backward, concrete, implicit_tangents
 from .recovery import user_solve
-from .spec import ProblemSpec, SolverError, constraint_values, max_abs, min_of
+from .spec import ACCELERATIONS, ProblemSpec, SolverError, constraint_values, max_abs, min_of
 from .status import complementarity_margin, cond_limit
 
 ###{standalone
@@ -46,7 +46,7 @@ def is_regular(status, tol):
             & (status["margin"] > status["margin_floor"]))
 
 
-def _forward_fn(spec: ProblemSpec, tol, maxiter, solver, callback, checks, warm=()):
+def _forward_fn(spec: ProblemSpec, tol, maxiter, solver, callback, checks, warm=(), acceleration="auto"):
     """The forward solve and its status, as a function of the parameters and the starting values
     of the unknowns named in ``warm`` (never differentiated).
 
@@ -62,7 +62,9 @@ def _forward_fn(spec: ProblemSpec, tol, maxiter, solver, callback, checks, warm=
         if solver is not None:
             unknowns, indicators, res = user_solve(spec, solver, params, tol * scale, callback)
         else:
-            unknowns, indicators, res = spec.forward(spec, params, tol * scale, maxiter, start=start)
+            options = {"acceleration": acceleration} if spec.fixed_point is not None else {}
+            unknowns, indicators, res = spec.forward(spec, params, tol * scale, maxiter, start=start, **options)
+        unknowns = {u: _inside(v) if u in spec.positive else v for u, v in unknowns.items()}
         margin, floor = complementarity_margin(spec, params, unknowns, scale)
         if spec.operator_pieces is not None:  # no entry at an operator's kink: its pieces are fixed nearby
             values, conditions = spec.operator_pieces(**params, **unknowns)
@@ -93,11 +95,20 @@ def _forward_fn(spec: ProblemSpec, tol, maxiter, solver, callback, checks, warm=
     return forward
 
 
+def _inside(v):
+    """A variable declared > 0 with its entries in [0, √tiny) raised to √tiny (1.5e-154 in float64):
+    an entry at 0 (an underflow, or a user's solver at a sparse solution) has no log, and one
+    near the smallest normal number makes 1/x·dx overflow in the tangent's products.  At √tiny
+    both stay finite, and mirror descent's derivative there is its limit (P/X → e^{−ημ} < 1)."""
+    floor = jnp.sqrt(jnp.finfo(v.dtype).tiny)
+    return jnp.where((v >= 0) & (v < floor), floor, v)
+
+
 def _make_core(spec: ProblemSpec, tol, maxiter, backward, backward_tol, backward_maxiter, solver, callback,
-               checks, strict, warm=()):
+               checks, strict, warm=(), acceleration="auto"):
     """The solution as a function of (parameters…, starting values of the unknowns in ``warm``…):
     the solution does not depend on where the solve started, so those have no tangent."""
-    forward = _forward_fn(spec, tol, maxiter, solver, callback, checks, warm)
+    forward = _forward_fn(spec, tol, maxiter, solver, callback, checks, warm, acceleration)
 
     def symmetric_part(values):
         """A symmetric (psd, pd) matrix parameter enters through its symmetric part (½zᵀQz sees
@@ -177,7 +188,12 @@ def make_layer(spec: ProblemSpec):
     cores, probes = {}, {}
 
     def layer(args, tol=None, maxiter=100, backward="auto", backward_tol=None, backward_maxiter=None,
-              solver=None, callback=False, checks=True, strict=True, init=None):
+              solver=None, callback=False, checks=True, strict=True, init=None, acceleration="auto"):
+        if acceleration not in ACCELERATIONS:
+            raise ValueError(f"acceleration must be one of {', '.join(map(repr, ACCELERATIONS))}, got {acceleration!r}")
+        if acceleration != "auto" and spec.fixed_point is None:
+            raise ValueError("acceleration applies to the iteration of a fixed point x == T(x, θ); "
+                             f"{spec.filename} is not one")
         args = [jnp.asarray(a) for a in args]
         dtype = jnp.result_type(float, *args)
         args = [a.astype(dtype) for a in args]
@@ -192,7 +208,7 @@ def make_layer(spec: ProblemSpec):
         if callback and solver is None:
             raise ValueError("callback=True needs a solver")
         key = (tol, int(maxiter), method, backward_tol, backward_maxiter, solver, bool(callback), bool(checks),
-               bool(strict), warm)
+               bool(strict), warm, acceleration)
         if key not in cores:
             cores[key] = jax.jit(_make_core(spec, *key))  # compiled once per shape and dtype
         sol, inds, status, value = cores[key](*args, *starts)

@@ -12,6 +12,10 @@ from typing import NamedTuple
 import jax.numpy as jnp
 
 ###{standalone
+#: how a fixed point's iteration is accelerated (runtime.fixed_point): FISTA's extrapolation
+#: (none for variables declared > 0: mirror descent), Anderson's mixing of the last iterates, or
+#: "auto": Anderson where a variable is declared > 0, FISTA otherwise
+ACCELERATIONS = ("auto", "fista", "anderson")
 
 
 class SolverError(RuntimeError):

@@ -103,6 +103,13 @@ class _Differential:
         if m.kind == "proj_simplex":  # on the support s (held fixed), the projection onto 1ᵀdp = 0
             s = m.support
             return sp.HadamardProduct(s, du) - sp.MatMul(Scalar(sp.MatMul(s.T, du)) / total(s), s)
+        if p.shape[1] != 1:  # row by row: dP = P∘dU − P∘((P∘dU) 1 1ᵀ)
+            # P itself, not the unknown X it equals at a solution: with u = log X − η∇f (mirror
+            # descent), P∘(X^∘-1∘dX) is not dX where an entry of X tends to 0 (P/X → e^{−ημ} < 1
+            # off the support), and there is no closed form to simplify for
+            p, k = m.symbol, p.shape[1]
+            pdu = sp.HadamardProduct(p, du)
+            return pdu - sp.HadamardProduct(p, sp.MatMul(pdu, sp.OneMatrix(k, 1), sp.OneMatrix(1, k)))
         return sp.HadamardProduct(p, du) - sp.MatMul(Scalar(sp.MatMul(p.T, du)), p)
 
     # ---- scalars

@@ -309,7 +309,7 @@ class SympyBuilder:
         if key not in self._operators:
             written = unparse(e)
             name = self.fresh("p", True)
-            symbol = sp.MatrixSymbol(name, u.shape[0], 1)
+            symbol = sp.MatrixSymbol(name, *u.shape)  # softmax of a matrix: row by row
             support = threshold = None
             if e.func == "proj_simplex":
                 threshold = sp.Symbol(self.fresh("tau", False), real=True)

@@ -108,7 +108,9 @@ def build_kkt(problem: Problem, algebra: Algebra | None = None, coupled: bool = 
     alg = algebra or Algebra(Facts())
 
     def grad(f, x):
-        return adjoint_gradient(f, x, alg.maps) if coupled else gradient(f, x, alg)
+        if coupled or (is_matrix(x) and x.shape[1] != 1):  # a matrix x: read off the adjoint
+            return adjoint_gradient(f, x, alg.maps)
+        return gradient(f, x, alg)
     builder = SympyBuilder(problem, gradient=grad)
     for v in problem.variables:
         sym = builder.symbols[v.name]

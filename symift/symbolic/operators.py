@@ -71,6 +71,8 @@ class Map:
         if self.kind == "proj_l2ball":
             s, n = str(self.support), str(self.threshold)
             return f"d{p} = (1 - {s}) du + {s} (r/{n}) (du - {p} {p}ᵀdu/r²) + {s} {p} dr/r"
+        if self.symbol.shape[1] != 1:  # softmax of a matrix, row by row
+            return f"d{p} = {p}∘du - {p}∘(({p}∘du) 1 1ᵀ) (row by row)"
         return f"d{p} = {p}∘du - {p} ({p}ᵀdu)"
 
     @property

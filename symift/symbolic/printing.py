@@ -63,9 +63,10 @@ class TextPrinter(StrPrinter):
 
     def _print_MatMul(self, e):
         c, mats = e.as_coeff_mmul()
-        if len(mats.args) == 1 and isinstance(mats.args[0], sp.OneMatrix) and mats.args[0].shape[1] == 1:
-            return self._print(c)  # c·1, the constant vector: printed as the number it broadcasts
-        parts = [self.parenthesize(m, 45) for m in mats.args]
+        if len(mats.args) == 1 and isinstance(mats.args[0], sp.OneMatrix):
+            return self._print(c)  # c·𝟏, a constant vector or matrix: printed as the number it broadcasts
+        parts = ["1 1ᵀ" if isinstance(m, sp.OneMatrix) and 1 not in m.shape else self.parenthesize(m, 45)
+                 for m in mats.args]  # 𝟏 between factors: row sums spread along the row
         body = " ".join(parts)
         if c == 1:
             return body

@@ -24,7 +24,8 @@ DEFINITIONS = {
     "soft_threshold": r"\operatorname{soft}_{t}(v) = \operatorname{sign}(v) \odot (\lvert v \rvert - t)_{+}"
                       r" = \operatorname{prox}_{t \lVert \cdot \rVert_{1}}(v)",
     "proj_box": r"\Pi_{[l, u]}(v) = \min(\max(v, l), u)",
-    "softmax": r"\operatorname{softmax}(v) = \exp(v) / \mathbf{1}^{\top} \exp(v)",
+    "softmax": r"\operatorname{softmax}(v) = \exp(v) / \mathbf{1}^{\top} \exp(v)"
+               r"\text{ (of each row, for a matrix)}",
     "proj_l2ball": r"\Pi_{\lVert \cdot \rVert \leq r}(v) = v \min(1, r / \lVert v \rVert_{2})",
     "proj_simplex": r"\Pi_{\Delta}(v) = \operatorname{argmin}_{p \geq 0,\, \mathbf{1}^{\top} p = 1} "
                     r"\lVert p - v \rVert_{2} = \max(v - \tau \mathbf{1}, 0)",

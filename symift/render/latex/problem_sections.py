@@ -313,6 +313,15 @@ class ProblemSections:
                                p, self.model.doprint(m.node), self.m(m.arg, False), norm, r, norm, s, norm, r, norm,
                                r, p, s, s, r, norm, p, p, r, s, p, r, r, at))
                 continue
+            if m.symbol.shape[1] != 1:  # of a matrix, row by row; the tangent keeps p (calculus.d_map)
+                out.append(r"Here $%s = %s$, the softmax of each row of its argument $u$, with the differential "
+                           r"$\mathrm{d}%s = %s \odot \mathrm{d}u - %s \odot ((%s \odot \mathrm{d}u) \mathbf{1} "
+                           r"\mathbf{1}^{\top})$. At the solution $%s = %s$ (the equation); the tangent below keeps "
+                           r"$%s$, since $%s \oslash %s \to e^{-\eta \mu} < 1$, not 1, where an entry of $%s$ tends "
+                           r"to 0 ($\mu$ its multiplier on the simplex)." % (
+                               p, self.model.doprint(m.node), p, p, p, p, p, self.m(m.equals), p, p,
+                               self.m(m.equals), self.m(m.equals)))
+                continue
             out.append(r"Here $%s = %s$, a smooth map of its argument $u$ with the differential "
                        r"$\mathrm{d}%s = %s \odot \mathrm{d}u - %s\,(%s^{\top} \mathrm{d}u)$.%s" % (
                            p, self.model.doprint(m.node), p, p, p, p, at))
