@@ -5,8 +5,11 @@ For the three optimality mappings of the paper, each written in symift's languag
   * proximal gradient: the lasso, w = soft_threshold(w − η∇f(w), ηλ)  (examples/lasso_prox.ift),
   * projected gradient: a box QP, x = proj_box(x − η(Qx − c), l, u)   (examples/box_qp_pgd.ift),
   * mirror descent: a QP on the simplex, x = softmax(log x − η∇f(x))   (examples/simplex_qp_md.ift),
-the gradient of a loss Σ w∘x* with respect to a parameter (y, c, c) is computed
-  * by symift's layer: the forward fixed-point solve, then the derived closed-form backward;
+    and the multiclass SVM dual, row by row, B = softmax(log B − η∇f(B))  (multiclass_svm_md.ift),
+the gradient of a loss Σ w∘x* with respect to a parameter (y, c, c, lam) is computed
+  * by symift's layer: the forward fixed-point solve (FISTA, plain for mirror descent; and again
+    with Anderson acceleration), then the derived closed-form backward (for the SVM dual, whose
+    rows are coupled, a linear solve on the exact ∂F/∂x at the KKT layer's solution);
   * by unrolling: reverse-mode autodiff through K iterations of the plain iteration with the same
     step η (ISTA, projected gradient, exponentiated gradient), lax.scan, from the same start;
 side by side in one process: the median time of value-and-gradient (jit), the compiled temporary
@@ -60,7 +63,22 @@ def problems(rng):
     simplex = ({"Q": Qs, "c": 0.001 * rng.standard_normal(nb), "eta": eta_s}, "c",  # an interior solution
                lambda x, p: jax.nn.softmax(jnp.log(x) - p["eta"] * (p["Q"] @ x - p["c"])),
                np.full(nb, 1.0 / nb), "x")
-    return {"lasso_prox": lasso, "box_qp_pgd": box, "simplex_qp_md": simplex}
+    # the multiclass SVM dual by mirror descent, row by row (p > m: a unique, sparse solution); its
+    # forward is symift's KKT layer (the interior point) passed as solver=: mirror descent converges
+    # slowly on a sparse dual, and the layer differentiates any solver's solution (the paper's setting)
+    ms, ks, ps = 100, 10, 120
+    Xs = rng.standard_normal((ms, ps))
+    Ys = np.eye(ks)[rng.integers(0, ks, ms)]
+    svm = ({"X": Xs, "Y": Ys, "lam": 10.0, "eta": 10.0 / np.linalg.norm(Xs, 2) ** 2}, "lam",
+           lambda B, p: jax.nn.softmax(jnp.log(B) - p["eta"] * (-p["X"] @ (p["X"].T @ (p["Y"] - B)) / p["lam"]
+                                                                 - 1 + p["Y"]), axis=1),
+           np.full((ms, ks), 1.0 / ks), "B")
+    return {"lasso_prox": lasso, "box_qp_pgd": box, "simplex_qp_md": simplex, "multiclass_svm_md": svm}
+
+
+def svm_solver():
+    kkt = symift.compile(symift.load(EXAMPLES / "multiclass_svm.ift"), tol=1e-12)
+    return lambda X, Y, lam, eta: kkt.module.solve(X, Y, lam, tol=1e-12)["B"]
 
 
 def main():
@@ -74,7 +92,10 @@ def main():
     rng = np.random.default_rng(0)
     print(f"jax {jax.__version__}, {jax.devices()[0].platform}, float64; value and gradient of Σ w∘x*, jit")
     for name, (params, wrt, step, start, var) in problems(rng).items():
-        layer = symift.compile(symift.load(EXAMPLES / f"{name}.ift"))
+        problem = symift.load(EXAMPLES / f"{name}.ift")
+        svm = name == "multiclass_svm_md"
+        layer = symift.compile(problem, solver=svm_solver()) if svm else symift.compile(problem, acceleration="fista")
+        anderson = None if svm else symift.compile(problem, acceleration="anderson")
         params = {k: jnp.asarray(v) for k, v in params.items()}
         weights = jnp.asarray(rng.standard_normal(start.shape))
         out = layer(**params)
@@ -93,10 +114,22 @@ def main():
         t_imp, _, (_, g_imp) = timed(vg, theta, repeat=args.repeat, with_output=True)
         m_imp = temp_bytes(jax.value_and_grad(implicit), theta)
         x = np.asarray(out[var])
-        print(f"\n{name}: n = {x.size}, {wrt} of size {theta.size}, support/free entries {int(np.sum(x != 0))}"
-              if name == "lasso_prox" else f"\n{name}: n = {x.size}, min x = {x.min():.3g}, max x = {x.max():.3g}")
+        if name == "lasso_prox":
+            print(f"\n{name}: n = {x.size}, {wrt} of size {theta.size}, support/free entries {int(np.sum(x != 0))}")
+        else:
+            zeros = f", entries < 1e-8: {int(np.sum(x < 1e-8))}" if x.min() >= 0 else ""
+            print(f"\n{name}: n = {x.size}, min x = {x.min():.3g}, max x = {x.max():.3g}{zeros}")
         print(f"  {'method':<16} {'time ms':>9} {'temp MiB':>9} {'grad err':>9} {'time/implicit':>14}")
-        print(f"  {'symift implicit':<16} {1e3 * t_imp:9.2f} {m_imp / 2**20:9.2f} {'(ref)':>9} {1.0:14.2f}")
+        print(f"  {'symift implicit':<16} {1e3 * t_imp:9.2f} {m_imp / 2**20:9.2f} {'(ref)':>9} {1.0:14.2f}"
+              + ("   (forward: symift's KKT interior point, solver=)" if svm else ""))
+        if anderson is not None:  # the same layer with the forward iteration accelerated by Anderson
+            def accelerated(theta, params=params, layer=anderson, var=var, wrt=wrt, weights=weights):
+                return jnp.sum(weights * layer(**{**params, wrt: theta})[var])
+            t_and, _, (_, g_and) = timed(jax.jit(jax.value_and_grad(accelerated)), theta, repeat=args.repeat,
+                                         with_output=True)
+            err = float(jnp.max(jnp.abs(g_and - g_imp)) / jnp.max(jnp.abs(g_imp)))
+            mib = temp_bytes(jax.value_and_grad(accelerated), theta) / 2**20
+            print(f"  {'  with anderson':<16} {1e3 * t_and:9.2f} {mib:9.2f} {err:9.1e} {t_and / t_imp:14.2f}")
         for K in args.K:
             f = jax.value_and_grad(lambda t, K=K: unrolled(t, K))
             t_unr, _, (_, g_unr) = timed(jax.jit(f), theta, repeat=args.repeat, with_output=True)
