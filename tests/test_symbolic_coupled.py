@@ -148,6 +148,11 @@ def test_a_singular_kkt_jacobian_is_an_error_or_nan(layer):
     """With more samples than features the dual need not have a unique solution: for this data
     ∂F/∂x is singular at the solution, and the derivative is refused, never a wrong number."""
     params = svm_data(seed=6)
+    # the forward's status says so already: `cond` is the condition of the LU of ∂F/∂x
+    flagged = jax.jit(lambda lam: layer(X=params["X"], Y=params["Y"], lam=lam))(params["lam"])
+    assert bool(flagged["converged"]) and not bool(flagged["regular"]) and not float(flagged["cond"]) < 1e13
+    with pytest.raises(symift.MathError, match="singular or ill-conditioned"):
+        layer(**params)
 
     def loss(lam):
         return jnp.sum(layer(X=params["X"], Y=params["Y"], lam=lam)["B"][:, 0])

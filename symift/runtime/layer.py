@@ -21,7 +21,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from .batching import in_chunks
-from .implicit import backward_method, check_backward, concrete, implicit_tangents
+from .implicit import DENSE_LIMIT, backward_method, check_backward, concrete, implicit_tangents, kkt_operator
 from .recovery import user_solve
 from .spec import ACCELERATIONS, ProblemSpec, SolverError, constraint_values, max_abs, min_of
 from .status import complementarity_margin, cond_limit
@@ -64,10 +64,10 @@ def _forward_fn(spec: ProblemSpec, tol, maxiter, solver, callback, checks, warm=
         else:
             options = {"acceleration": acceleration} if spec.fixed_point is not None else {}
             unknowns, indicators, res = spec.forward(spec, params, tol * scale, maxiter, start=start, **options)
-        unknowns = {u: _inside(v) if u in spec.positive else v for u, v in unknowns.items()}
-        margin, floor = complementarity_margin(spec, params, unknowns, scale)
+        inside = dict(zip(spec.unknowns, _inside(spec, tuple(unknowns[u] for u in spec.unknowns)), strict=True))
+        margin, floor = complementarity_margin(spec, params, inside, scale)
         if spec.operator_pieces is not None:  # no entry at an operator's kink: its pieces are fixed nearby
-            values, conditions = spec.operator_pieces(**params, **unknowns)
+            values, conditions = spec.operator_pieces(**params, **inside)
             indicators = {**indicators, **dict(zip(spec.operator_indicators, values, strict=True))}
             distance = min_of([jnp.abs(jnp.ravel(c)) for c in conditions]).astype(margin.dtype)
             margin = jnp.minimum(margin, distance)
@@ -86,22 +86,34 @@ def _forward_fn(spec: ProblemSpec, tol, maxiter, solver, callback, checks, warm=
     def forward(*args):
         sol, inds, status = solve(*args)
         cond = jnp.full((), jnp.nan, jnp.result_type(status["residual"]))
-        point = {**dict(zip(spec.params, args, strict=False)), **dict(zip(spec.unknowns, sol, strict=True))}
+        inside = _inside(spec, sol)
+        point = {**dict(zip(spec.params, args, strict=False)), **dict(zip(spec.unknowns, inside, strict=True))}
         if checks and spec.pivots is not None:
             cond = spec.pivots(**point, **dict(zip(spec.indicators, inds, strict=True))).astype(cond.dtype)
+        elif checks and not spec.closed_form and sum(int(np.size(v)) for v in sol) <= DENSE_LIMIT:
+            # no closed form (a coupled matrix variable): the condition of the LU of ∂F/∂x that the
+            # backward solves with, so that `regular` says what the backward will find (a dual
+            # solution that is not unique is singular there)
+            params = dict(zip(spec.params, args, strict=False))
+            unknowns = dict(zip(spec.unknowns, inside, strict=True))
+            cond = kkt_operator(spec, params, unknowns, "lu")[3][1].astype(cond.dtype)
         value = None if spec.value is None else jnp.asarray(spec.value(**point), cond.dtype)
         return sol, inds, {**status, "cond": cond}, value
 
     return forward
 
 
-def _inside(v):
-    """A variable declared > 0 with its entries in [0, √tiny) raised to √tiny (1.5e-154 in float64):
-    an entry at 0 (an underflow, or a user's solver at a sparse solution) has no log, and one
-    near the smallest normal number makes 1/x·dx overflow in the tangent's products.  At √tiny
-    both stay finite, and mirror descent's derivative there is its limit (P/X → e^{−ημ} < 1)."""
-    floor = jnp.sqrt(jnp.finfo(v.dtype).tiny)
-    return jnp.where((v >= 0) & (v < floor), floor, v)
+def _inside(spec: ProblemSpec, sol):
+    """The unknowns as the status and the tangent see them: a variable declared > 0 with its entries
+    in [0, √tiny) raised to √tiny (1.5e-154 in float64).  An entry at 0 (an underflow, as softmax's
+    of −1000, or a user's solver at a sparse solution) has no log, and one near the smallest normal
+    number makes 1/x·dx overflow in the tangent's products.  At √tiny both stay finite, and mirror
+    descent's derivative there is its limit (P/X → e^{−ημ} < 1).  The layer returns the solution
+    as solved: the raised entries are for the derivative only."""
+    def raised(v):
+        floor = jnp.sqrt(jnp.finfo(v.dtype).tiny)
+        return jnp.where((v >= 0) & (v < floor), floor, v)
+    return tuple(raised(v) if u in spec.positive else v for u, v in zip(spec.unknowns, sol, strict=True))
 
 
 def _make_core(spec: ProblemSpec, tol, maxiter, backward, backward_tol, backward_maxiter, solver, callback,
@@ -127,7 +139,7 @@ def _make_core(spec: ProblemSpec, tol, maxiter, backward, backward_tol, backward
         primals, tangents = symmetric_part(primals), symmetric_part(tangents)
         sol, inds, status, value = forward(*primals)
         params = dict(zip(spec.params, primals, strict=False))
-        unknowns = dict(zip(spec.unknowns, sol, strict=False))
+        unknowns = dict(zip(spec.unknowns, _inside(spec, sol), strict=True))
         if backward == "closed_form":
             dsol = spec.tangents(**params, **unknowns, **dict(zip(spec.indicators, inds, strict=False)),
                                  **{f"t_{p}": t for p, t in zip(spec.params, tangents, strict=False)})
@@ -270,7 +282,7 @@ def _check_eagerly(spec, probes, args, sol, status, tol, method, backward_tol, b
         raise SolverError(message + "; the multipliers returned are not unique")
     if not any(isinstance(a, jax.core.Tracer) for a in args):
         return
-    values = [concrete(v) for v in list(args) + list(sol)]
+    values = [concrete(v) for v in list(args) + list(_inside(spec, sol))]
     if any(v is None for v in values):
         return
     # an eager jax.grad / jax.jvp: the derivative is needed now
