@@ -8,6 +8,7 @@ checkout is not on the path: the symift that runs is the installed one.
 from __future__ import annotations
 
 import shutil
+import site
 import subprocess
 import sys
 import tarfile
@@ -24,6 +25,22 @@ def _run(args, **kw):
     done = subprocess.run(args, check=False, capture_output=True, text=True, timeout=600, **kw)
     assert done.returncode == 0, f"{args}\n{done.stdout}\n{done.stderr}"
     return done.stdout
+
+
+def _venv_seeing_these_packages(env: Path) -> Path:
+    """A new venv whose own site-packages come first, then this interpreter's.
+
+    ``--system-site-packages`` alone is not enough when the suite itself runs in a venv (as a
+    newcomer's does): the new venv would see the base interpreter's packages, without jax or
+    hatchling.  A path line in a .pth file appends this interpreter's site-packages after the new
+    venv's own; the .pth files inside them (an editable install of this checkout) are not
+    processed, so the symift found is the one installed into the new venv.
+    """
+    _run([sys.executable, "-m", "venv", "--system-site-packages", str(env)])
+    python = env / "bin" / "python"
+    purelib = _run([str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"]).strip()
+    Path(purelib, "_parent_site_packages.pth").write_text("\n".join(site.getsitepackages()) + "\n")
+    return python
 
 
 @pytest.fixture(scope="module")
@@ -60,8 +77,7 @@ def test_the_distributions_hold_the_package_grammar_and_metadata(dists):
 def test_installed_distribution_derives_an_example_outside_the_tree(dists, kind, tmp_path):
     sdist, wheel = dists
     env = tmp_path / "venv"
-    _run([sys.executable, "-m", "venv", "--system-site-packages", str(env)])
-    python = env / "bin" / "python"
+    python = _venv_seeing_these_packages(env)
     _run([str(python), "-m", "pip", "install", "--no-deps", "--no-build-isolation", "--no-index", "-q",
           str(wheel if kind == "wheel" else sdist)])
     work = tmp_path / "work"
