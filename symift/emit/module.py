@@ -454,7 +454,8 @@ class ModuleWriter:
                   ("bounds", bounds), ("inactive", _tuple(py(m) for m in plan.inactive)), ("primal", "_separable"),
                   ("dual_equality", "_dual_equality" if eq else "None"),
                   ("dual", "_dual" if eq and plan.dual is not None else "None"),
-                  ("newton", "dual_newton" if eq and plan.dual is None else "None")]
+                  ("newton", "dual_newton" if eq and plan.dual is None else "None"),
+                  ("start", "_dual_start" if eq and plan.dual is None and plan.start is not None else "None")]
         return "SeparableSpec(" + ", ".join(f"{k}={v}" for k, v in fields) + ")"
 
 def closed_form_fns(mw) -> tuple:

@@ -53,6 +53,15 @@ class SeparableWriter:
             return em.vec(plan.equality.function)
         out.append(w.function("_dual_equality", ["*"] + self.params + [plan.variable], equality,
                               "The equality constraint h(x) (= aᵀx − b)."))
+        if plan.dual is None and plan.start is not None:
+            def start(em):
+                self._bind_opaque(em)
+                pargs = ", ".join(f"{w.py(p)}={w.py(p)}" for p in self.params)
+                h0 = em.tmp(f"_dual_equality({pargs}, {w.py(plan.variable)}={self._full(em, '0.0')})", "h")
+                return f"jnp.max({self._full(em, em.scalar(plan.start, extra={plan.rhs: f'(-{h0})'}))})"
+            out.append(w.function("_dual_start", ["*"] + self.params, start,
+                                  "Where the dual Newton starts: the largest ν at which one entry alone "
+                                  "meets the equality (left of the root)."))
         if plan.dual is None:
             return out
 

@@ -3,7 +3,8 @@
 For  min Σᵢ φ(xᵢ; θᵢ)  s.t.  aᵀx = b,  l ≤ x ≤ u,  stationarity gives x(ν) = clip(ψ(ν), l, u)
 elementwise, with ψ found by sympy; what is left is the scalar dual equation h(x(ν)) = 0, which
 is nonincreasing in ν.  It is solved in closed form where sympy could (softmax: log-sum-exp), else
-by a safeguarded Newton method (``spec.separable.newton``, symift.runtime.dual_newton).
+by a safeguarded Newton method (``spec.separable.newton``, symift.runtime.dual_newton), started
+where one entry alone meets the equality when that is left of the root (``spec.separable.start``).
 """
 from __future__ import annotations
 
@@ -37,6 +38,9 @@ def separable_solve(spec: ProblemSpec, params: dict, tol, maxiter, start=None):
             return sep.dual_equality(**params, **{sep.variable: jnp.clip(u, lo, hi)})
 
         nu0 = jnp.zeros((), dtype)
+        if sep.start is not None:  # one entry alone meets the equality: left of the root
+            first = jnp.asarray(sep.start(**params), dtype)
+            nu0 = jnp.where(jnp.isfinite(first), first, nu0)
         if start and sep.equality in start:
             nu0 = jnp.where(jnp.isfinite(start[sep.equality]), start[sep.equality], nu0).astype(dtype)
         values[sep.equality], _, _ = sep.newton(h, nu0, tol, maxiter)
@@ -57,11 +61,12 @@ def separable_solve(spec: ProblemSpec, params: dict, tol, maxiter, start=None):
             indicators[spec.indicator_of[m]] = jnp.where(active, 0.0, 1.0).astype(dtype)
     for m in sep.inactive:
         values[m] = zero[m]
-    finite = jnp.all(jnp.isfinite(x))
+    # overflow: inf where an entry is not finite, elementwise, so that it joins the max over the
+    # other parts of x's shape (one reduction: each costs a pass over x, see max_abs)
+    parts.insert(0, jnp.where(jnp.isfinite(x), 0.0, jnp.inf))
     if sep.equality is not None:
-        finite = finite & jnp.isfinite(values[sep.equality])
+        parts.append(jnp.where(jnp.isfinite(values[sep.equality]), 0.0, jnp.inf))
         parts.append(equations[1])
-    parts.insert(0, jnp.where(finite, 0.0, jnp.inf))
     if spec.inequalities:
         parts += [jnp.maximum(g, 0.0) for g in spec.constraints(**params, **{sep.variable: x})]
     res = max_abs(parts)

@@ -42,6 +42,7 @@ class SeparableSpec(NamedTuple):
     dual_equality: Callable | None  # (**params, x) -> h(x)
     dual: Callable | None         # (**params) -> (ν, x), the dual equation solved by sympy
     newton: Callable | None = None  # the scalar solver of the dual equation where sympy did not solve it
+    start: Callable | None = None   # (**params) -> where that solver starts (left of the root), if derived
 
 
 class ProblemSpec(NamedTuple):
