@@ -61,9 +61,14 @@ def main():
             thetas = jnp.asarray(rng.standard_normal((args.batch, n)))
             w = jnp.asarray(rng.standard_normal((args.batch, n)))
             row = {}
-            for label, f in (("start", lambda t: layer(theta=t)[var]), ("zero", lambda t: cold((t,))[var])):
+            def warm(t, layer=layer, var=var):
+                return layer(theta=t)[var]
+
+            def from_zero(t, cold=cold, var=var):
+                return cold((t,))[var]
+            for label, f in (("start", warm), ("zero", from_zero)):
                 fwd = jax.jit(jax.vmap(f))
-                vg = jax.jit(jax.value_and_grad(lambda ts, f=f: jnp.sum(w * jax.vmap(f)(ts))))
+                vg = jax.jit(jax.value_and_grad(lambda ts, f=f, w=w: jnp.sum(w * jax.vmap(f)(ts))))
                 row[label] = (timed(fwd, thetas, repeat=args.repeat)[0], timed(vg, thetas, repeat=args.repeat)[0],
                               fwd(thetas))
             (f1, v1, x1), (f0, v0, x0) = row["start"], row["zero"]
