@@ -336,8 +336,9 @@ def test_structure_is_kept_in_generated_code():
     assert re.search(r"(?<![.\w])row\(z, t_theta\)", tangent)
     qp = layer_of("eqqp").source
     assert "cho_factor(Q)" in qp and "jnp.linalg.inv" not in qp
-    # softmax's forward is the dual reduction in closed form: log-sum-exp, no iterations
-    assert "jnp.max(" in src and "forward=separable_solve" in src and "dual_newton" not in src
+    # softmax's forward is the dual reduction in closed form: log-sum-exp (its max shift in two
+    # stages, runtime.max_of), no iterations
+    assert "max_of(" in src and "forward=separable_solve" in src and "dual_newton" not in src
     # an interior-point Newton step comes from the block elimination: O(n) for a separable
     # problem whose x(ν) = 1/(θ + ν) is not defined for every ν
     barrier = symift.compile(symift.parse(

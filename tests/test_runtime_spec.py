@@ -6,6 +6,8 @@ checked against numpy's exact 1-norm condition number.
 """
 from __future__ import annotations
 
+import re
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -109,3 +111,34 @@ def test_singular_matrix_has_an_infinite_or_huge_condition_estimate():
     A = np.array([[1.0, 2.0, 3.0], [1.0, 2.0, 3.0], [0.5, -1.0, 2.0]])
     lu = jax.scipy.linalg.lu_factor(jnp.asarray(A))
     assert float(lu_condition(lu, np.abs(A).sum(axis=1))) > float(runtime.cond_limit(jnp.float64))
+
+
+@pytest.mark.parametrize("size", [0, 1, 4095, 4096, 4097, 100_003])
+def test_status_reductions_are_exact_at_every_size(size):
+    """max_abs / min_of / max_of reduce large arrays in two stages (windows of 32, padded): the
+    result is the plain reduction's, NaN propagates, and float32 stays float32."""
+    from symift.runtime.spec import max_abs, max_of, min_of
+    v = jnp.asarray(np.random.default_rng(size).normal(size=size))
+    assert float(max_abs([v])) == (float(jnp.max(jnp.abs(v))) if size else 0.0)
+    assert float(min_of([v, 2 * v])) == (float(jnp.min(jnp.minimum(v, 2 * v))) if size else np.inf)
+    if size:
+        assert float(max_of(v)) == float(jnp.max(v))
+        assert np.isnan(float(max_abs([v.at[size // 2].set(jnp.nan)])))
+        assert np.isnan(float(min_of([v.at[size - 1].set(jnp.nan)])))
+        assert max_abs([v.astype(jnp.float32)]).dtype == jnp.float32
+        batch = jnp.stack([v, -3 * v])
+        np.testing.assert_array_equal(jax.vmap(lambda r: max_abs([r]))(batch), jnp.max(jnp.abs(batch), axis=1))
+
+
+def test_a_large_status_reduction_writes_no_full_size_temporary():
+    """XLA:CPU writes out the expression a long reduction reduces (its reduce-window chain does not
+    fuse it), and each such temporary is fresh, page-faulted memory on every call: the status of
+    a large problem cost ~10× its solution. In two stages the expression fuses into the first one."""
+    from symift.runtime.spec import max_abs, min_of
+    x = jnp.zeros((32, 100_000))
+
+    def status(t):
+        return max_abs([jnp.clip(t, -0.5, 0.5) - t, jnp.exp(t) - 1]), min_of([jnp.maximum(t, -t * t)])
+    text = jax.jit(jax.vmap(status)).lower(x).compile().as_text()
+    entry = text[text.find("ENTRY"):]
+    assert not re.search(r"= f64\[32,100000\]\{1,0\} fusion", entry), entry

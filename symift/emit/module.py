@@ -395,6 +395,8 @@ class ModuleWriter:
         names = {"ProblemSpec", "make_layer", "separable_solve", "SeparableSpec"} | rows
         if plan.equality is not None and plan.dual is None:
             names.add("dual_newton")
+        if plan.equality is not None and (plan.dual is not None or plan.start is not None):
+            names.add("max_of")
         return names
 
     def spec_code(self, why: str | None, has_pivots: bool) -> str:

@@ -58,7 +58,7 @@ class SeparableWriter:
                 self._bind_opaque(em)
                 pargs = ", ".join(f"{w.py(p)}={w.py(p)}" for p in self.params)
                 h0 = em.tmp(f"_dual_equality({pargs}, {w.py(plan.variable)}={self._full(em, '0.0')})", "h")
-                return f"jnp.max({self._full(em, em.scalar(plan.start, extra={plan.rhs: f'(-{h0})'}))})"
+                return f"max_of({self._full(em, em.scalar(plan.start, extra={plan.rhs: f'(-{h0})'}))})"
             out.append(w.function("_dual_start", ["*"] + self.params, start,
                                   "Where the dual Newton starts: the largest ν at which one entry alone "
                                   "meets the equality (left of the root)."))
@@ -72,7 +72,7 @@ class SeparableWriter:
             # x = c∘q(ν*) and q(ν*) = w, so x = c·w: no second pass over x through ν
             if plan.exponent is not None:   # c = exp(e): aᵀc with a max shift (log-sum-exp)
                 e = em.tmp(self._full(em, em.scalar(plan.exponent)), "e")
-                shift = em.tmp(f"jnp.max({e})", "m")
+                shift = em.tmp(f"max_of({e})", "m")   # two stages: no full-size temporary
                 c = em.tmp(f"jnp.exp({e} - {shift})", "c")
                 h0 = em.tmp(f"_dual_equality({pargs}, {xs}=jnp.zeros_like({e}))", "h")
                 logr = f"({shift} + jnp.log(_dual_equality({pargs}, {xs}={c}) - {h0}))"

@@ -29,7 +29,7 @@ from .linalg import (
 from .precision import jacobian_precision
 from .recovery import user_solve
 from .separable import separable_solve
-from .spec import ACCELERATIONS, ProblemSpec, SeparableSpec, SolverError, SolverOutputError
+from .spec import ACCELERATIONS, ProblemSpec, SeparableSpec, SolverError, SolverOutputError, max_of
 from .status import cond_limit, factor_condition, norm1_estimate, pivot_condition
 
 #: The runtime files whose standalone sections make up a standalone module, in dependency order.
@@ -51,6 +51,7 @@ __all__ = [
     "SeparableSpec", "SolverError", "SolverOutputError", "cho_factor", "cho_solve", "chunk_size", "col",
     "cond_limit", "diag", "dual_newton", "fixed_point_solve", "gram", "implicit_tangents", "in_chunks",
     "interior_point", "jacobian_precision", "kkt_solve", "lapack_pieces", "lu_factor", "lu_solve", "make_layer",
+    "max_of",
     "norm1_estimate", "ones_row", "proj_l2ball", "proj_simplex", "row", "separable_solve", "factor_condition",
     "pivot_condition", "user_solve", "whole_status", "zeros",
 ]

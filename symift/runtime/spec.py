@@ -10,6 +10,7 @@ from collections.abc import Callable
 from typing import NamedTuple
 
 import jax.numpy as jnp
+from jax import lax
 
 ###{standalone
 #: how a fixed point's iteration is accelerated (runtime.fixed_point): FISTA's extrapolation
@@ -99,15 +100,45 @@ class ProblemSpec(NamedTuple):
 def max_abs(arrays):
     """max |a| over every entry of the arrays (0 for none), NaN if any entry is NaN.
 
-    Arrays of one shape are combined elementwise first, so there is one reduction per shape: on
-    CPU a max reduction costs about ten times a sum (it is not vectorized), and the status of a
-    large separable problem took one per KKT block and per parameter."""
+    Arrays of one shape are combined elementwise first, so there is one reduction per shape, and
+    each reduction of a large array runs in two stages (see _two_stage)."""
     return _reduce_by_shape([jnp.abs(jnp.asarray(a)) for a in arrays], jnp.maximum, jnp.max, 0.0)
 
 
 def min_of(arrays, empty=jnp.inf):
     """min over every entry of the arrays (``empty`` for none), one reduction per shape."""
     return _reduce_by_shape([jnp.asarray(a) for a in arrays], jnp.minimum, jnp.min, empty)
+
+
+#: arrays of at least this many entries are reduced in two stages; the window of the first stage
+_TWO_STAGE_FROM, _WINDOW = 4096, 32
+
+
+def _two_stage(v, reduce, empty):
+    """reduce(v) over all entries as reduce over windows of 32 entries, then over the windows.
+
+    XLA:CPU rewrites a long reduction into a chain of reduce-windows that cannot fuse the
+    elementwise expression being reduced: that expression is written out in full first, and
+    each such temporary of a large problem is fresh memory, page-faulted on every call. With
+    several in one status (residual, margin, data scale) the status cost ~10× the solution
+    (the box projection at n = 10⁵, batch 32: 45 ms against 1.4 ms). A first stage over
+    windows of 32 fuses the expression into the reduction, and the barrier keeps XLA from
+    folding the two stages back into one: four such reductions went from 42 to 3.7 ms.
+    """
+    v = jnp.ravel(v)
+    pad = (-v.size) % _WINDOW
+    if pad:
+        v = jnp.concatenate([v, jnp.full((pad,), empty, v.dtype)])
+    partial = lax.optimization_barrier(reduce(v.reshape(-1, _WINDOW), axis=1))
+    return reduce(partial, initial=empty)
+
+
+def max_of(v):
+    """max over every entry of one array, in two stages where it is large (see _two_stage)."""
+    v = jnp.asarray(v)
+    if v.size >= _TWO_STAGE_FROM:
+        return _two_stage(v, jnp.max, jnp.asarray(-jnp.inf, v.dtype))
+    return jnp.max(v)
 
 
 def _reduce_by_shape(arrays, combine, reduce, empty):
@@ -117,7 +148,10 @@ def _reduce_by_shape(arrays, combine, reduce, empty):
     dtype = jnp.result_type(float, *arrays) if arrays else float
     out = jnp.asarray(empty, dtype)
     for g in groups.values():
-        out = combine(out, reduce(g, initial=empty))
+        if g.size >= _TWO_STAGE_FROM:
+            out = combine(out, _two_stage(g, reduce, jnp.asarray(empty, g.dtype)))
+        else:
+            out = combine(out, reduce(g, initial=empty))
     return out
 
 
