@@ -15,6 +15,7 @@ import jax
 import jax.numpy as jnp
 
 from .batching import batch_slice, custom_vmap_with_jvp, lapack_pieces, vmap_batched
+from .spec import sum_of
 
 ###{standalone
 
@@ -22,7 +23,7 @@ from .batching import batch_slice, custom_vmap_with_jvp, lapack_pieces, vmap_bat
 def row(u, v):
     """uᵀ v: a scalar for a vector v, a 1×k row for a matrix v."""
     if jnp.ndim(v) == 1:  # an elementwise product and a sum: fuses on CPU, unlike a batched dot
-        return jnp.sum(u * v)
+        return sum_of(u * v)
     return jnp.tensordot(u, v, axes=1)[None, :]
 
 
@@ -44,8 +45,9 @@ def gram(b, d):
 
 def ones_row(v):
     """1ᵀ v."""
-    r = jnp.sum(v, axis=0)
-    return r[None, :] if jnp.ndim(v) == 2 else r
+    if jnp.ndim(v) == 1:
+        return sum_of(v)
+    return jnp.sum(v, axis=0)[None, :]
 
 
 def zeros(rows, v):
