@@ -142,3 +142,17 @@ def test_a_large_status_reduction_writes_no_full_size_temporary():
     text = jax.jit(jax.vmap(status)).lower(x).compile().as_text()
     entry = text[text.find("ENTRY"):]
     assert not re.search(r"= f64\[32,100000\]\{1,0\} fusion", entry), entry
+
+
+@pytest.mark.parametrize("size", [5, 32767, 32768, 100_003])
+def test_dot_products_of_long_vectors_sum_in_two_stages(size):
+    """row / ones_row of generated code: the plain sum up to rounding, and from 32768 entries no
+    full-size temporary of the product under vmap."""
+    from symift.runtime import ones_row, row
+    rng = np.random.default_rng(size)
+    u, v = (jnp.asarray(rng.normal(size=size)) for _ in range(2))
+    np.testing.assert_allclose(row(u, v), jnp.sum(u * v), rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(ones_row(v), jnp.sum(v), rtol=1e-12, atol=1e-12)
+    text = jax.jit(jax.vmap(lambda a: row(jnp.exp(a), a))).lower(jnp.zeros((8, size))).compile().as_text()
+    temporary = re.search(rf"= f64\[8,{size}\]\{{1,0\}} fusion", text[text.find("ENTRY"):])
+    assert temporary is None or size < 32768
