@@ -223,7 +223,7 @@ def test_float32_and_vmap():
 
 
 # ---------------------------------------------------------------- where the dual Newton starts
-SCALED_WEIGHTED_SIMPLEX = """dim n
+SCALED_SIMPLEX = """dim n
 param theta[n]
 param r > 0
 var z[n]
@@ -242,7 +242,7 @@ def test_dual_newton_starts_where_one_entry_alone_meets_the_equality():
     for text, expected in [((EXAMPLES / "sparsemax.ift").read_text(), lambda t, r: t - r),
                            ((EXAMPLES / "entmax15.ift").read_text(),
                             lambda t, r: t + sp.Rational(4, 3) - 2 * sp.sqrt(r)),
-                           (SCALED_WEIGHTED_SIMPLEX, lambda t, r: t / 2 - r / 4)]:
+                           (SCALED_SIMPLEX, lambda t, r: t / 2 - r / 4)]:
         plan = plan_of(text)
         (o,) = plan.opaque                       # the stand-in for ±θᵢ
         sign = 1 if plan.opaque[o] == Derivation(symift.parse(text)).symbols["theta"] else -1
@@ -277,7 +277,7 @@ def test_the_start_is_left_of_the_root_and_newton_takes_few_steps(name, n):
 def test_scaled_simplex_solves_from_its_start():
     """2·1ᵀz = r: the start θ/2 − r/4 feeds the same Newton; the answer is the projection onto 1ᵀz = r/2."""
     theta = np.random.default_rng(4).normal(size=40) * 2
-    out = layer_of(SCALED_WEIGHTED_SIMPLEX)(theta=theta, r=3.0)
+    out = layer_of(SCALED_SIMPLEX)(theta=theta, r=3.0)
     t = brentq(lambda v: np.maximum(theta - v, 0).sum() - 1.5, theta.min() - 2, theta.max() + 2, xtol=1e-15)
     np.testing.assert_allclose(out["z"], np.maximum(theta - t, 0), atol=1e-12)
     assert bool(out["regular"]) and float(out["residual"]) < 1e-12

@@ -135,10 +135,7 @@ def _two_stage(v, reduce, empty):
 
 def max_of(v):
     """max over every entry of one array, in two stages where it is large (see _two_stage)."""
-    v = jnp.asarray(v)
-    if v.size >= _TWO_STAGE_FROM:
-        return _two_stage(v, jnp.max, jnp.asarray(-jnp.inf, v.dtype))
-    return jnp.max(v)
+    return _reduce_by_shape([jnp.asarray(v)], jnp.maximum, jnp.max, -jnp.inf)
 
 
 #: sums (dot products in generated code, also inside the dual Newton's loop) take two stages only
