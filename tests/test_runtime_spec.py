@@ -156,3 +156,42 @@ def test_dot_products_of_long_vectors_sum_in_two_stages(size):
     text = jax.jit(jax.vmap(lambda a: row(jnp.exp(a), a))).lower(jnp.zeros((8, size))).compile().as_text()
     temporary = re.search(rf"= f64\[8,{size}\]\{{1,0\}} fusion", text[text.find("ENTRY"):])
     assert temporary is None or size < 32768
+
+
+def test_reduce_many_reads_every_request_in_one_pass():
+    """Several status reductions of one shape (a residual, a margin, a product, a sum) are one
+    variadic reduction: the same values as separate reductions, NaN kept, and in the compiled
+    HLO one first-stage pass over the (32, 10⁵) batch instead of one per request."""
+    from symift.runtime.spec import reduce_many
+    rng = np.random.default_rng(7)
+    t = jnp.asarray(rng.normal(size=(32, 100_000)))
+
+    def requests(r):
+        return [("max_abs", [r - jnp.clip(r, -0.5, 0.5), 2 * r]), ("min", [jnp.maximum(r, -r * r)]),
+                ("max", [jnp.sin(r)]), ("sum", [r * r, r])]
+    got = jax.jit(jax.vmap(lambda r: jnp.stack(reduce_many(requests(r)))))(t)
+    want = jnp.stack([jnp.max(jnp.maximum(jnp.abs(t - jnp.clip(t, -0.5, 0.5)), jnp.abs(2 * t)), axis=1),
+                      jnp.min(jnp.maximum(t, -t * t), axis=1), jnp.max(jnp.sin(t), axis=1),
+                      jnp.sum(t * t + t, axis=1)], axis=1)
+    np.testing.assert_array_equal(got[:, :3], want[:, :3])
+    np.testing.assert_allclose(got[:, 3], want[:, 3], rtol=1e-12)
+    nan = jax.vmap(lambda r: jnp.stack(reduce_many(requests(r))))(t.at[3, 17].set(jnp.nan))
+    assert np.isnan(nan[3, :3]).all() and np.isfinite(nan[4]).all()
+    # empty requests: 0 for max |·| and sums, +inf for min (or the given value)
+    assert [float(v) for v in reduce_many([("max_abs", []), ("min", []), ("sum", [])])] == [0.0, np.inf, 0.0]
+    text = jax.jit(jax.vmap(lambda r: jnp.stack(reduce_many(requests(r))))).lower(t).compile().as_text()
+    entry = text[text.find("ENTRY"):]
+    # the passes over the batch: fusions whose output is the first stage's (32, 3125) (a tuple when variadic)
+    firsts = re.findall(r"= \(?f64\[32,3125\][^\n]* fusion\(", entry)
+    assert len(firsts) == 1, firsts
+    assert not re.search(r"= f64\[32,100000\]\{1,0\} fusion", entry)
+
+
+def test_reduce_many_single_sums_stay_differentiable():
+    """A lone sum (a generated dot product, also inside the dual Newton's jvp) is jax's reduce_sum,
+    which it differentiates in both modes."""
+    from symift.runtime.spec import sum_of
+    v = jnp.asarray(np.random.default_rng(8).normal(size=40_000))
+    np.testing.assert_allclose(jax.grad(lambda a: sum_of(a * a))(v), 2 * v, rtol=1e-14)
+    tangent = jax.jvp(lambda a: sum_of(jnp.sin(a)), (v,), (v,))[1]
+    np.testing.assert_allclose(tangent, jnp.sum(jnp.cos(v) * v), rtol=1e-12)

@@ -23,8 +23,8 @@ import numpy as np
 from .batching import in_chunks
 from .implicit import DENSE_LIMIT, backward_method, check_backward, concrete, implicit_tangents, kkt_operator
 from .recovery import user_solve
-from .spec import ACCELERATIONS, ProblemSpec, SolverError, constraint_values, max_abs, min_of
-from .status import complementarity_margin, cond_limit
+from .spec import ACCELERATIONS, ProblemSpec, SolverError, constraint_values, max_abs, reduce_many
+from .status import complementarity_requests, cond_limit, margin_and_floor
 
 ###{standalone
 #: The entries of a layer's result besides the unknowns and the indicators: the status, and the
@@ -65,19 +65,30 @@ def _forward_fn(spec: ProblemSpec, tol, maxiter, solver, callback, checks, warm=
             options = {"acceleration": acceleration} if spec.fixed_point is not None else {}
             unknowns, indicators, res = spec.forward(spec, params, tol * scale, maxiter, start=start, **options)
         inside = dict(zip(spec.unknowns, _inside(spec, tuple(unknowns[u] for u in spec.unknowns)), strict=True))
-        margin, floor = complementarity_margin(spec, params, inside, scale)
+        # every status reduction at once: one pass over each shape (runtime.spec.reduce_many)
+        requests = complementarity_requests(spec, params, inside)
+        if isinstance(res, list):  # the solve left its residual's parts to this pass
+            requests.append(("max_abs", res))
         if spec.operator_pieces is not None:  # no entry at an operator's kink: its pieces are fixed nearby
             values, conditions = spec.operator_pieces(**params, **inside)
             indicators = {**indicators, **dict(zip(spec.operator_indicators, values, strict=True))}
-            distance = min_of([jnp.abs(jnp.ravel(c)) for c in conditions]).astype(margin.dtype)
-            margin = jnp.minimum(margin, distance)
+            requests.append(("min", [jnp.abs(jnp.ravel(c)) for c in conditions]))
+        reduced = reduce_many(requests)
+        dtype = jnp.result_type(float, *inside.values())
+        if spec.operator_pieces is not None:
+            distance = reduced.pop()
+        if isinstance(res, list):
+            res = reduced.pop()
+        margin, floor = margin_and_floor(reduced, scale, dtype)
+        if spec.operator_pieces is not None:
+            margin = jnp.minimum(margin, distance.astype(margin.dtype))
             floor = jnp.maximum(floor, 10 * jnp.maximum(res, jnp.finfo(margin.dtype).eps * scale).astype(floor.dtype))
         dtype = jnp.result_type(res)
         status = {"residual": res / scale, "margin": margin.astype(dtype), "margin_floor": floor.astype(dtype)}
         return (tuple(unknowns[u] for u in spec.unknowns), tuple(indicators[s] for s in spec.indicators), status)
 
     sep = spec.separable
-    if sep is None or solver is not None or (sep.equality is not None and sep.dual is None):
+    if sep is None or solver is not None or (sep.equality is not None and sep.dual is None and sep.start is None):
         # chunks help a solve that iterates over its data (the interior point, the dual Newton):
         # each chunk stays in cache; a separable solve in closed form (box, softmax) is a few
         # elementwise passes, which the chunk loop would only keep XLA from fusing

@@ -10,6 +10,7 @@ from collections.abc import Callable
 from typing import NamedTuple
 
 import jax.numpy as jnp
+import numpy as np
 from jax import lax
 
 ###{standalone
@@ -61,7 +62,8 @@ class ProblemSpec(NamedTuple):
     symmetric: tuple              # symmetric (symmetric, psd, pd) matrix parameters
     why_no_closed_form: str       # "" when every Jacobian was derived in closed form
     cg_applicable: bool           # dF/dx is a Hessian (unconstrained minimization)
-    forward: Callable             # the forward solve: (spec, params, tol, maxiter) -> (unknowns, indicators, residual)
+    forward: Callable             # the forward solve: (spec, params, tol, maxiter) -> (unknowns, indicators,
+    #                               residual, or a list of arrays whose max |·| it is)
     residual: Callable            # (**params, **unknowns) -> {block name: F block}
     equations: Callable           # (**params, **unknowns) -> (stationarity or equations..., h...)
     constraints: Callable         # (**params, **variables) -> (g of each inequality, ...)
@@ -102,40 +104,21 @@ def max_abs(arrays):
 
     Arrays of one shape are combined elementwise first, so there is one reduction per shape, and
     each reduction of a large array runs in two stages (see _two_stage)."""
-    return _reduce_by_shape([jnp.abs(jnp.asarray(a)) for a in arrays], jnp.maximum, jnp.max, 0.0)
+    return reduce_many([("max_abs", arrays)])[0]
 
 
 def min_of(arrays, empty=jnp.inf):
     """min over every entry of the arrays (``empty`` for none), one reduction per shape."""
-    return _reduce_by_shape([jnp.asarray(a) for a in arrays], jnp.minimum, jnp.min, empty)
+    return reduce_many([("min", arrays)], empty)[0]
 
 
 #: arrays of at least this many entries are reduced in two stages; the window of the first stage
 _TWO_STAGE_FROM, _WINDOW = 4096, 32
 
 
-def _two_stage(v, reduce, empty):
-    """reduce(v) over all entries as reduce over windows of 32 entries, then over the windows.
-
-    XLA:CPU rewrites a long reduction into a chain of reduce-windows that cannot fuse the
-    elementwise expression being reduced: that expression is written out in full first, and
-    each such temporary of a large problem is fresh memory, page-faulted on every call. With
-    several in one status (residual, margin, data scale) the status cost ~10× the solution
-    (the box projection at n = 10⁵, batch 32: 45 ms against 1.4 ms). A first stage over
-    windows of 32 fuses the expression into the reduction, and the barrier keeps XLA from
-    folding the two stages back into one: four such reductions went from 42 to 3.7 ms.
-    """
-    v = jnp.ravel(v)
-    pad = (-v.size) % _WINDOW
-    if pad:
-        v = jnp.concatenate([v, jnp.full((pad,), empty, v.dtype)])
-    partial = lax.optimization_barrier(reduce(v.reshape(-1, _WINDOW), axis=1))
-    return reduce(partial, initial=empty)
-
-
 def max_of(v):
     """max over every entry of one array, in two stages where it is large (see _two_stage)."""
-    return _reduce_by_shape([jnp.asarray(v)], jnp.maximum, jnp.max, -jnp.inf)
+    return reduce_many([("max", [v])])[0]
 
 
 #: sums (dot products in generated code, also inside the dual Newton's loop) take two stages only
@@ -149,22 +132,85 @@ def sum_of(v):
     product a dot product sums fuses into the first stage instead of being written out."""
     v = jnp.asarray(v)
     if v.size >= _SUM_TWO_STAGE_FROM:
-        return _two_stage(v, jnp.sum, jnp.asarray(0, v.dtype))
+        return reduce_many([("sum", [v])])[0]
     return jnp.sum(v)
 
 
-def _reduce_by_shape(arrays, combine, reduce, empty):
-    groups: dict = {}
-    for a in arrays:
-        groups[a.shape] = combine(groups[a.shape], a) if a.shape in groups else a
-    dtype = jnp.result_type(float, *arrays) if arrays else float
-    out = jnp.asarray(empty, dtype)
-    for g in groups.values():
-        if g.size >= _TWO_STAGE_FROM:
-            out = combine(out, _two_stage(g, reduce, jnp.asarray(empty, g.dtype)))
+#: kind -> (elementwise map, combine, empty value)
+#: (lax's own max / min / add with their identities: jax then knows the single-operand
+#: reductions as reduce_max / reduce_min / reduce_sum, which it differentiates)
+_KINDS = {"max_abs": (jnp.abs, lax.max, -jnp.inf), "min": (None, lax.min, jnp.inf),
+          "max": (None, lax.max, -jnp.inf), "sum": (None, lax.add, 0.0)}
+_EMPTY = {"max_abs": 0.0}  # what a request without entries gives, where not the identity
+
+
+def reduce_many(requests, empty=None):
+    """One scalar per request (kind, arrays), kind one of "max_abs", "min", "max", "sum": the
+    reduction of every entry of the arrays.  ``empty`` overrides the value of a request without
+    entries (the kind's identity otherwise).  NaN propagates through max and min.
+
+    All requests are read in one pass per array shape: a request's arrays of one shape are
+    combined elementwise (a sum adds them), and the large shapes are reduced in two stages, the
+    first a single variadic reduction over windows of _WINDOW entries that computes every
+    request at once.  XLA:CPU fuses an elementwise expression into such a reduction, but it
+    does not fuse sibling reductions of one array: five status reductions of a (32, 10⁵) batch
+    took 11.6 ms as five passes and 2.6 ms as one (benchmarks/RESULTS.md).
+    """
+    shapes: dict = {}   # shape -> {request index: combined operand}
+    dtypes = [jnp.result_type(float, *arrays) if arrays else jnp.result_type(float) for _, arrays in requests]
+    for k, (kind, arrays) in enumerate(requests):
+        pre, combine, _ = _KINDS[kind]
+        for a in arrays:
+            a = jnp.asarray(a, dtypes[k])
+            a = pre(a) if pre is not None else a
+            group = shapes.setdefault(a.shape, {})
+            group[k] = combine(group[k], a) if k in group else a
+    out = [jnp.asarray(_EMPTY.get(kind, _KINDS[kind][2]) if empty is None else empty, dtypes[k])
+           for k, (kind, _) in enumerate(requests)]
+    for group in shapes.values():
+        ks = list(group)
+        operands = [group[k] for k in ks]
+        # numpy identities: concrete, so that jax sees a monoid (reduce_sum, ...) it can differentiate
+        identities = [np.array(_KINDS[requests[k][0]][2], operands[i].dtype) for i, k in enumerate(ks)]
+        combines = [_KINDS[requests[k][0]][1] for k in ks]
+        if operands[0].size >= _TWO_STAGE_FROM:
+            values = _two_stage(operands, combines, identities)
         else:
-            out = combine(out, reduce(g, initial=empty))
+            values = [lax.reduce(v, e, c, tuple(range(v.ndim)))
+                      for v, c, e in zip(operands, combines, identities, strict=True)]
+        for k, v, c in zip(ks, values, combines, strict=True):
+            out[k] = c(out[k], v.astype(out[k].dtype))
     return out
+
+
+def _two_stage(operands, combines, identities):
+    """Each operand reduced over all its entries: over windows of _WINDOW entries in one variadic
+    reduction, then over the windows.
+
+    XLA:CPU rewrites a long reduction into a chain of reduce-windows that cannot fuse the
+    elementwise expression being reduced: that expression is written out in full first, and
+    each such temporary of a large problem is fresh memory, page-faulted on every call. With
+    several in one status (residual, margin, data scale) the status cost ~10× the solution
+    (the box projection at n = 10⁵, batch 32: 45 ms against 1.4 ms). A first stage over
+    windows of 32 fuses the expression into the reduction, and the barrier keeps XLA from
+    folding the two stages back into one: four such reductions went from 42 to 3.7 ms.
+    """
+    flat = []
+    for v, e in zip(operands, identities, strict=True):
+        v = jnp.ravel(v)
+        pad = (-v.size) % _WINDOW
+        if pad:
+            v = jnp.concatenate([v, jnp.full((pad,), e, v.dtype)])
+        flat.append(v.reshape(-1, _WINDOW))
+
+    if len(flat) == 1:  # jax's reduce_sum / reduce_max / reduce_min, which it differentiates
+        partial = (lax.reduce(flat[0], identities[0], combines[0], (1,)),)
+    else:
+        def combine(a, b):
+            return tuple(c(x, y) for c, x, y in zip(combines, a, b, strict=True))
+        partial = lax.reduce(tuple(flat), tuple(identities), combine, (1,))
+    partial = lax.optimization_barrier(partial)
+    return [lax.reduce(p, e, c, (0,)) for p, c, e in zip(partial, combines, identities, strict=True)]
 
 
 def constraint_values(spec: ProblemSpec, params: dict, unknowns: dict) -> dict:

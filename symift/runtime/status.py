@@ -32,7 +32,7 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
-from .spec import ProblemSpec, constraint_values, max_abs, min_of
+from .spec import ProblemSpec, constraint_values, reduce_many
 
 ###{standalone
 
@@ -142,15 +142,26 @@ def factor_condition(kind, factors, dense):
 
 def complementarity_margin(spec: ProblemSpec, params, unknowns, scale):
     """(minᵢ max(λᵢ, −gᵢ), the floor it must exceed) over the inequalities not declared inactive."""
-    live = [m for m in spec.inequalities if m not in spec.declared_inactive]
+    requests = complementarity_requests(spec, params, unknowns)
     dtype = jnp.result_type(float, *unknowns.values())
-    inf = jnp.asarray(jnp.inf, dtype)
+    return margin_and_floor(reduce_many(requests) if requests else [], scale, dtype)
+
+
+def complementarity_requests(spec: ProblemSpec, params, unknowns):
+    """The reductions the complementarity margin needs (for runtime.spec.reduce_many, which reads
+    them in one pass with the other status reductions): [] without live inequalities."""
+    live = [m for m in spec.inequalities if m not in spec.declared_inactive]
     if not live:
-        return inf, jnp.zeros((), dtype)
+        return []
     gs = constraint_values(spec, params, unknowns)
     pairs = [(jnp.ravel(unknowns[m]), jnp.ravel(gs[m])) for m in live]
-    margin = min_of([jnp.maximum(lam, -g) for lam, g in pairs]).astype(dtype)
-    product = max_abs([lam * g for lam, g in pairs]).astype(dtype)
-    floor = 10 * jnp.maximum(jnp.sqrt(product), jnp.finfo(dtype).eps * scale)
-    return margin, floor
+    return [("min", [jnp.maximum(lam, -g) for lam, g in pairs]), ("max_abs", [lam * g for lam, g in pairs])]
+
+
+def margin_and_floor(values, scale, dtype):
+    """(margin, floor) from the values of complementarity_requests (+inf and 0 for none)."""
+    if not values:
+        return jnp.asarray(jnp.inf, dtype), jnp.zeros((), dtype)
+    margin, product = (jnp.asarray(v, dtype) for v in values)
+    return margin, 10 * jnp.maximum(jnp.sqrt(product), jnp.finfo(dtype).eps * scale)
 ###}
