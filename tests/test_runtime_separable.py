@@ -281,3 +281,53 @@ def test_scaled_simplex_solves_from_its_start():
     t = brentq(lambda v: np.maximum(theta - v, 0).sum() - 1.5, theta.min() - 2, theta.max() + 2, xtol=1e-15)
     np.testing.assert_allclose(out["z"], np.maximum(theta - t, 0), atol=1e-12)
     assert bool(out["regular"]) and float(out["residual"]) < 1e-12
+
+
+@pytest.mark.parametrize("name,data", [("sparsemax", "normal"), ("entmax15", "normal"),
+                                       ("sparsemax", "uniform"), ("sparsemax", "ties")])
+def test_screened_newton_equals_newton_on_all_of_x(name, data):
+    """From 32768 entries the dual Newton runs on the windows that can move (runtime.separable.
+    _screened_newton): the root is the one the Newton on all of x finds, whether the live windows
+    fit the budget at the start (sparsemax of normal data), after a round on the strongest
+    windows (1.5-entmax: ~800 live windows at ν₀), or never (uniform data in [0, 1]: all
+    live, so the Newton on all of x runs; ties: every entry equal, the support is all of x)."""
+    from symift.runtime import separable as runtime_sep
+    from symift.runtime.dual_newton import dual_newton
+    sep = symift.compile(symift.load(EXAMPLES / f"{name}.ift")).spec.separable
+    rng = np.random.default_rng(11)
+    n = 50_000
+    theta = {"normal": lambda: rng.normal(size=(3, n)), "uniform": lambda: rng.uniform(size=(3, n)),
+             "ties": lambda: np.full((3, n), 0.25)}[data]()
+    theta = jnp.asarray(theta)
+
+    def h_of(t):
+        def h(nu):
+            u, lo, hi = sep.primal(theta=t, nu=nu)
+            return sep.dual_equality(theta=t, **{sep.variable: jnp.clip(u, lo, hi)})
+        return h
+
+    def screened(t):
+        return runtime_sep._screened_newton(sep, {"theta": t}, h_of(t), sep.start(theta=t), 1e-10, 100)
+
+    def whole(t):
+        return dual_newton(h_of(t), sep.start(theta=t), 1e-10, 100)[0]
+    got, want = jax.jit(jax.vmap(screened))(theta), jax.jit(jax.vmap(whole))(theta)
+    np.testing.assert_allclose(got, want, rtol=0, atol=1e-12)
+    assert np.all(np.abs(jax.vmap(lambda t, v: h_of(t)(v))(theta, got)) < 1e-10)  # the tol given
+    if name == "sparsemax":   # against the sort-based projection, one problem
+        np.testing.assert_allclose(jnp.maximum(theta[0] - got[0], 0),
+                                   sparsemax_solve({"theta": np.asarray(theta[0])})["z"], atol=1e-12)
+    # the layer takes the screened path at this size, and its status says the solve converged
+    out = jax.vmap(lambda t: symift.compile(symift.load(EXAMPLES / f"{name}.ift"))(theta=t))(theta)
+    assert bool(jnp.all(out["converged"])) and float(jnp.max(jnp.abs(out["nu"] - want))) < 1e-12
+
+
+def test_screening_does_not_apply_below_its_size_or_to_other_shapes():
+    """Below SCREEN_FROM entries, or with a parameter that is not elementwise, the Newton on all of
+    x runs (None: no screening)."""
+    from symift.runtime import separable as runtime_sep
+    sep = symift.compile(symift.load(EXAMPLES / "sparsemax.ift")).spec.separable
+    small = jnp.zeros(runtime_sep.SCREEN_FROM - 1)
+    assert runtime_sep._screened_newton(sep, {"theta": small}, None, 0.0, 1e-9, 10) is None
+    matrix = jnp.zeros((runtime_sep.SCREEN_FROM, 2))
+    assert runtime_sep._screened_newton(sep, {"theta": matrix}, None, 0.0, 1e-9, 10) is None

@@ -12,38 +12,37 @@ from jax import lax
 ###{standalone
 
 
-def dual_newton(h, nu0, tol, maxiter):
+def dual_newton(h, nu0, tol, maxiter, active=True):
     """Safeguarded Newton on a nonincreasing scalar equation h(nu) = 0 (the separable dual).
 
     A Newton step nu - h/h' is taken when it stays inside the bracket [lo, hi] of sign changes
     seen so far; otherwise the bracket is bisected, or grown by doubling while a side is open.
     Aims at |h| <= tol / 1000 (tol is the acceptance threshold) or a bracket at rounding width.
-    Returns (nu, |h(nu)|, iterations).
+    Returns (nu, |h(nu)|, steps taken).
+
+    ``active`` false: no step and no evaluation of h (|h| is returned as inf).  h is evaluated at
+    the top of the loop, so that under vmap a batch whose problems are all inactive costs nothing
+    (the screened solve of symift.runtime.separable falls back here only where screening failed).
     """
-    def value(nu):
-        r, dr = jax.jvp(h, (nu,), (jnp.ones_like(nu),))
-        return r, dr
+    dtype = jnp.result_type(nu0)
+    inf = jnp.asarray(jnp.inf, dtype)
 
     def step(state):
-        nu, r, dr, lo, hi, width, k = state
+        nu, _, lo, hi, width, k, _ = state
+        r, dr = jax.jvp(h, (nu,), (jnp.ones_like(nu),))
         lo = jnp.where(r > 0, nu, lo)
         hi = jnp.where(r < 0, nu, hi)
+        stalled = hi - lo <= 4 * jnp.finfo(dtype).eps * (1 + jnp.abs(nu))
+        done = (k >= maxiter) | (jnp.abs(r) <= 1e-3 * tol) | stalled | ~jnp.isfinite(r)
         newton = nu - r / jnp.where(dr < 0, dr, -jnp.inf)
         inside = (newton > lo) & (newton < hi) & (dr < 0)
         bracketed = jnp.isfinite(lo) & jnp.isfinite(hi)
         grown = jnp.where(r > 0, nu + width, nu - width)
-        nu = jnp.where(inside, newton, jnp.where(bracketed, 0.5 * (lo + hi), grown))
+        moved = jnp.where(inside, newton, jnp.where(bracketed, 0.5 * (lo + hi), grown))
         width = jnp.where(inside | bracketed, width, 2 * width)
-        r, dr = value(nu)
-        return nu, r, dr, lo, hi, width, k + 1
+        return (jnp.where(done, nu, moved), jnp.abs(r), lo, hi, width, jnp.where(done, k, k + 1), ~done)
 
-    def cont(state):
-        nu, r, dr, lo, hi, width, k = state
-        stalled = hi - lo <= 4 * jnp.finfo(nu.dtype).eps * (1 + jnp.abs(nu))
-        return (k < maxiter) & (jnp.abs(r) > 1e-3 * tol) & ~stalled & jnp.isfinite(r)
-
-    r0, dr0 = value(nu0)
-    inf = jnp.asarray(jnp.inf, nu0.dtype)
-    nu, r, _, _, _, _, k = lax.while_loop(cont, step, (nu0, r0, dr0, -inf, inf, jnp.ones_like(nu0), 0))
-    return nu, jnp.abs(r), k
+    state = (jnp.asarray(nu0, dtype), inf, -inf, inf, jnp.ones((), dtype), 0, jnp.asarray(active))
+    nu, r, _, _, _, k, _ = lax.while_loop(lambda s: s[-1], step, state)
+    return nu, r, k
 ###}
