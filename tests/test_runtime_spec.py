@@ -195,3 +195,4 @@ def test_reduce_many_single_sums_stay_differentiable():
     np.testing.assert_allclose(jax.grad(lambda a: sum_of(a * a))(v), 2 * v, rtol=1e-14)
     tangent = jax.jvp(lambda a: sum_of(jnp.sin(a)), (v,), (v,))[1]
     np.testing.assert_allclose(tangent, jnp.sum(jnp.cos(v) * v), rtol=1e-12)
+

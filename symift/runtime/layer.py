@@ -58,12 +58,17 @@ def _forward_fn(spec: ProblemSpec, tol, maxiter, solver, callback, checks, warm=
     def solve(*args):
         params = dict(zip(spec.params, args[:len(spec.params)], strict=True))
         start = dict(zip(warm, args[len(spec.params):], strict=True))  # a warm start, never differentiated
-        scale = data_scale(args[:len(spec.params)])  # tol is relative to the size of the problem's data
+        # tol is relative to the size of the problem's data.  A separable solve's only tolerance is
+        # on its dual equation aᵀx = b, in the units of x, not of θ: its data scale joins the
+        # status's single pass below instead of costing a pass of its own before the solve
+        late = solver is None and spec.separable is not None
+        scale = None if late else data_scale(args[:len(spec.params)])
         if solver is not None:
             unknowns, indicators, res = user_solve(spec, solver, params, tol * scale, callback)
         else:
             options = {"acceleration": acceleration} if spec.fixed_point is not None else {}
-            unknowns, indicators, res = spec.forward(spec, params, tol * scale, maxiter, start=start, **options)
+            unknowns, indicators, res = spec.forward(spec, params, tol if late else tol * scale, maxiter,
+                                                     start=start, **options)
         inside = dict(zip(spec.unknowns, _inside(spec, tuple(unknowns[u] for u in spec.unknowns)), strict=True))
         # every status reduction at once: one pass over each shape (runtime.spec.reduce_many)
         requests = complementarity_requests(spec, params, inside)
@@ -73,8 +78,12 @@ def _forward_fn(spec: ProblemSpec, tol, maxiter, solver, callback, checks, warm=
             values, conditions = spec.operator_pieces(**params, **inside)
             indicators = {**indicators, **dict(zip(spec.operator_indicators, values, strict=True))}
             requests.append(("min", [jnp.abs(jnp.ravel(c)) for c in conditions]))
+        if late:
+            requests.append(("max_abs", [p for p in args[:len(spec.params)] if jnp.size(p)]))
         reduced = reduce_many(requests)
         dtype = jnp.result_type(float, *inside.values())
+        if late:
+            scale = jnp.maximum(jnp.ones((), jnp.result_type(float, *args[:len(spec.params)])), reduced.pop())
         if spec.operator_pieces is not None:
             distance = reduced.pop()
         if isinstance(res, list):
