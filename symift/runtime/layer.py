@@ -32,11 +32,19 @@ from .status import complementarity_requests, cond_limit, margin_and_floor
 STATUS_KEYS = ("residual", "converged", "cond", "margin", "regular", "value")
 
 
-def data_scale(args):
+def data_scale(args, largest=None):
     """max(1, max |θ|) over every parameter entry: the KKT residual is measured relative to it, so
     that tol means the same for data of size 1 and of size 1000 (rounding alone leaves a
-    residual of about eps · |θ| · |x| · condition)."""
-    return jnp.maximum(jnp.ones((), jnp.result_type(float, *args)), max_abs([p for p in args if jnp.size(p)]))
+    residual of about eps · |θ| · |x| · condition).  ``largest``: max |θ| when already reduced
+    (with the status, see _forward_fn), else it is reduced here."""
+    if largest is None:
+        largest = max_abs(scale_entries(args))
+    return jnp.maximum(jnp.ones((), jnp.result_type(float, *args)), largest)
+
+
+def scale_entries(args):
+    """The parameters whose entries the data scale reduces (the non-empty ones)."""
+    return [p for p in args if jnp.size(p)]
 
 
 def is_regular(status, tol):
@@ -79,11 +87,11 @@ def _forward_fn(spec: ProblemSpec, tol, maxiter, solver, callback, checks, warm=
             indicators = {**indicators, **dict(zip(spec.operator_indicators, values, strict=True))}
             requests.append(("min", [jnp.abs(jnp.ravel(c)) for c in conditions]))
         if late:
-            requests.append(("max_abs", [p for p in args[:len(spec.params)] if jnp.size(p)]))
+            requests.append(("max_abs", scale_entries(args[:len(spec.params)])))
         reduced = reduce_many(requests)
         dtype = jnp.result_type(float, *inside.values())
         if late:
-            scale = jnp.maximum(jnp.ones((), jnp.result_type(float, *args[:len(spec.params)])), reduced.pop())
+            scale = data_scale(args[:len(spec.params)], reduced.pop())
         if spec.operator_pieces is not None:
             distance = reduced.pop()
         if isinstance(res, list):

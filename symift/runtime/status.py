@@ -32,7 +32,7 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
-from .spec import ProblemSpec, constraint_values, reduce_many
+from .spec import ProblemSpec, constraint_values
 
 ###{standalone
 
@@ -138,13 +138,6 @@ def factor_condition(kind, factors, dense):
         def solve_t(v):
             return jax.scipy.linalg.lu_solve(factors, v, trans=1)
     return skeel_condition(solve, solve_t, jnp.sum(jnp.abs(dense), axis=1), n, dtype)
-
-
-def complementarity_margin(spec: ProblemSpec, params, unknowns, scale):
-    """(minᵢ max(λᵢ, −gᵢ), the floor it must exceed) over the inequalities not declared inactive."""
-    requests = complementarity_requests(spec, params, unknowns)
-    dtype = jnp.result_type(float, *unknowns.values())
-    return margin_and_floor(reduce_many(requests) if requests else [], scale, dtype)
 
 
 def complementarity_requests(spec: ProblemSpec, params, unknowns):
