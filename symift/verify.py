@@ -197,9 +197,14 @@ def _closed_form(derivation, var, name, args, directions, flat, shape):
         fn = derivation.jacobian_function(var, name)
     except SymiftError:
         return None
+    vec = derivation.vectorized and len(shape) == 2  # a closed form of vec(B): back to B's shape
+
+    def shaped(a):
+        a = np.asarray(a)
+        return np.swapaxes(a.reshape((shape[1], shape[0]) + a.shape[1:]), 0, 1) if vec else a
     if directions.ndim == 3 and directions.shape[1:] == np.shape(args[name]) and np.ndim(args[name]) == 2:
-        return np.asarray(fn(**args, **{"d" + name: directions[0]}))[..., None]
-    return np.asarray(fn(**args)).reshape(shape + (-1,)) @ flat
+        return shaped(fn(**args, **{"d" + name: directions[0]}))[..., None]
+    return shaped(fn(**args)).reshape(shape + (-1,)) @ flat
 
 
 def _rel(a, b) -> float:

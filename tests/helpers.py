@@ -19,9 +19,10 @@ __all__ = ["COUPLED", "EXAMPLES", "derive", "evaluate", "fd_jacobian", "generate
            "same", "symbols_of"]
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
-#: the examples whose matrix variable's rows are coupled (symift.symbolic.coupled): no closed form,
-#: the tangent system is the derivation's result
-COUPLED = {"multiclass_svm", "multiclass_svm_md"}
+#: the examples without a closed form: a coupled matrix variable with a row-wise map, which has no
+#: vec form (symift.symbolic.vec); the tangent system is the derivation's result.  multiclass_svm's
+#: rows are coupled too, but it is derived in vec form
+COUPLED = {"multiclass_svm_md"}
 _LAYERS: dict = {}
 
 

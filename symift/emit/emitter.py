@@ -28,6 +28,7 @@ from ..errors import UnsupportedError
 from ..runtime import HELPERS
 from ..symbolic.expr import Named, Scalar, as_sympy
 from ..symbolic.printing import text
+from ..symbolic.vec import Vec
 
 #: Names the generated code uses itself; user names equal to these are mangled.
 RESERVED = {"jax", "jnp", "np", "lax", "os", "functools", "partial", "annotations", "Callable", "NamedTuple",
@@ -228,6 +229,8 @@ class Emitter:
             return self.scalar(e.function.expr, extra={var: self.entries(e.expr)})
         if isinstance(e, sp.DiagMatrix):
             return f"jnp.diag({self.vec(e.args[0])})"
+        if isinstance(e, sp.KroneckerProduct):
+            return f"jnp.kron({', '.join(self.entries(a) for a in e.args)})"
         if cols == 1:
             return f"{self.vec(e)}[:, None]"
         raise UnsupportedError(f"no JAX translation for {text(e)}")
@@ -260,6 +263,12 @@ class Emitter:
             return self.apply(pushed, v)
         if isinstance(M, sp.Identity):
             return v
+        if isinstance(M, Vec):
+            code = self.tmp(f"vec_cols({self.entries(M.arg)})", "v")
+            return code if v == ONE else f"col({code}, {v})"
+        if isinstance(M, sp.KroneckerProduct):  # (A ⊗ B) v = vec(B V Aᵀ), never the mk × mk matrix
+            a, b = M.args[0], sp.KroneckerProduct(*M.args[1:]) if len(M.args) > 2 else M.args[1]
+            return f"kron_apply({self.entries(a)}, {self.entries(b)}, {v})"
         if isinstance(M, sp.ZeroMatrix):
             return f"zeros({self.size(rows)}, {v})"
         if isinstance(M, sp.OneMatrix):

@@ -221,7 +221,10 @@ class ModuleWriter:
                 vsym = self.layout.symbols[var]
                 zero = f"jnp.zeros_like({self.py(var)})" if var in self.d.unknowns else \
                     f"jnp.zeros({self.shape_expr(vsym, em)})"
-                outs.append(" + ".join(terms) if terms else zero)
+                total = " + ".join(terms)
+                if terms and self.d.vectorized and is_matrix(vsym) and vsym.shape[1] != 1:  # d vec(B)
+                    total = f"unvec({total}, {em.size(vsym.shape[0])}, {em.size(vsym.shape[1])})"
+                outs.append(total if terms else zero)
             return "(" + ", ".join(outs) + ("," if len(outs) == 1 else "") + ")"
         return self.function("_tangents", args, build, "The implicit tangents J·dθ of every unknown.",
                              tangents=[f"t_{self.py(p)}" for p in self.params])

@@ -30,10 +30,12 @@ def tangent_fn(mw, system: TangentSystem) -> str:
             em.names[system.step_symbols[var]] = steps[var]
         outs = []
         for var in mw.unknowns:
-            if var in steps:
+            vsym = mw.layout.symbols[var]
+            if var in steps and is_matrix(vsym) and vsym.shape[1] != 1:  # vec form: the tangent of vec(B)
+                outs.append(f"unvec({steps[var]}, {em.size(vsym.shape[0])}, {em.size(vsym.shape[1])})")
+            elif var in steps:
                 outs.append(steps[var])
             else:   # an inactive multiplier: its tangent is 0
-                vsym = mw.layout.symbols[var]
                 outs.append(f"jnp.zeros({mw.shape_expr(vsym, em)})")
         return "(" + ", ".join(outs) + ("," if len(outs) == 1 else "") + ")"
     return mw.function("_tangents", args, build,

@@ -50,14 +50,15 @@ def report(d: Derivation, wrt=None, params=None) -> str:
         raise error
     for v in wrt or []:
         d.check_names(v, d.parameters[0] if d.parameters else "")
-    if d.coupled is not None:
+    if d.tangent_only:
         return "\n".join(out + tangent_lines(d) + value_lines(d, params))
     out += ["", "Jacobians:", "  (numerator layout: dz/dθ has a row for each entry of z; for a matrix parameter P, "
             "the directional derivative along dP)"]
     results = d.jacobians(wrt, params)
     for (v, p), J in results.items():
         sym = d.symbols[p]
-        label = f"d{v}/d{p}" if not (is_matrix(sym) and sym.shape[1] != 1) else f"d{v}[d{p}]"
+        vv = f"vec({v})" if d.vectorized and is_matrix(d.symbols[v]) and d.symbols[v].shape[1] != 1 else v
+        label = f"d{vv}/d{p}" if not (is_matrix(sym) and sym.shape[1] != 1) else f"d{vv}[d{p}]"
         out.append(f"  {label} = {text(J)}")
         for step in d.steps(p):
             condition = d.step_condition(step)

@@ -18,12 +18,15 @@ from .linalg import (
                     col,
                     diag,
                     gram,
+                    kron_apply,
                     lu_factor,
                     lu_solve,
                     ones_row,
                     proj_l2ball,
                     proj_simplex,
                     row,
+                    unvec,
+                    vec_cols,
                     zeros,
 )
 from .precision import jacobian_precision
@@ -41,8 +44,8 @@ OPTIONAL_FILES = {"interior_point.py": "kkt_solve", "fixed_point.py": "fixed_poi
                   "dual_newton.py": "dual_newton", "separable.py": "separable_solve"}
 
 #: The names generated problem functions call (user names equal to one are mangled).
-HELPERS = ("row", "col", "diag", "gram", "ones_row", "zeros", "cho_factor", "cho_solve", "lu_factor", "lu_solve",
-           "proj_simplex", "proj_l2ball",
+HELPERS = ("row", "col", "diag", "gram", "ones_row", "zeros", "kron_apply", "vec_cols", "unvec",
+           "cho_factor", "cho_solve", "lu_factor", "lu_solve", "proj_simplex", "proj_l2ball",
            "pivot_condition", "factor_condition")
 
 __all__ = [
@@ -53,5 +56,5 @@ __all__ = [
     "interior_point", "jacobian_precision", "kkt_solve", "lapack_pieces", "lu_factor", "lu_solve", "make_layer",
     "max_of",
     "norm1_estimate", "ones_row", "proj_l2ball", "proj_simplex", "row", "separable_solve", "factor_condition",
-    "pivot_condition", "user_solve", "whole_status", "zeros",
+    "pivot_condition", "user_solve", "whole_status", "zeros", "kron_apply", "vec_cols", "unvec",
 ]

@@ -43,6 +43,25 @@ def gram(b, d):
     return w.T @ w
 
 
+def kron_apply(a, b, v):
+    """(A ⊗ B) v without forming A ⊗ B: vec(B V Aᵀ) with v = vec(V) (column-major), for one vector
+    or a matrix of columns."""
+    if jnp.ndim(v) == 1:  # row-major: W = Vᵀ, and vec(B V Aᵀ) is A W Bᵀ read row by row
+        return (a @ v.reshape(a.shape[1], b.shape[1]) @ b.T).reshape(-1)
+    w = v.T.reshape(v.shape[1], a.shape[1], b.shape[1])
+    return jnp.einsum("ij,cjk,lk->cil", a, w, b).reshape(v.shape[1], -1).T
+
+
+def vec_cols(a):
+    """vec(A): the columns of A stacked."""
+    return a.T.reshape(-1)
+
+
+def unvec(v, rows, cols):
+    """The rows×cols matrix A with vec(A) = v."""
+    return v.reshape(cols, rows).T
+
+
 def ones_row(v):
     """1ᵀ v."""
     if jnp.ndim(v) == 1:

@@ -3,7 +3,8 @@
 A matrix expression is put into the form  Σₖ cₖ · F₁ F₂ ⋯  (a :class:`Lin`), where the
 coefficients cₖ are sympy scalars and each factor is one of
 
-* ``Mat(M)``   — a matrix symbol, its transpose, or ``Inverse`` of one (``Q⁻¹``);
+* ``Mat(M)``   — a matrix symbol, its transpose, ``Inverse`` of one (``Q⁻¹``), or a Kronecker
+  product A ⊗ B (symbolic.vec);
 * ``Diag(t)``  — diag(t) for an elementwise vector t;
 * ``Col(t)`` / ``Row(t)`` — the vector t as a column / row;
 * ``Inv(L)``   — the inverse of a canonical matrix that has no simpler inverse.
@@ -18,43 +19,21 @@ writes the result back in standard sympy classes (DiagMatrix, MatMul, Inverse, .
 from __future__ import annotations
 
 import itertools
-from dataclasses import dataclass, field
 
 import sympy as sp
 from sympy.matrices.expressions.applyfunc import ElementwiseApplyFunction
 from sympy.matrices.expressions.matexpr import MatrixExpr
 
-from .canonical import Col, Diag, Inv, Lin, Mat, Row, Term, identity, scalar, zero
+from .canonical import Col, Diag, Facts, Inv, Lin, Mat, Row, Term, identity, scalar, zero
 from .expr import Named, Scalar, as_sympy, unnest_fractions
+from .extract import Extraction
 from .printing import text
+from .vec import Vec, kron_product, kron_terms
 from .writer import SympyWriter
 
 
 # --------------------------------------------------------------------------- the algebra
-@dataclass
-class Facts:
-    """What the simplifier may use, each with the words the derivation cites."""
-
-    symmetric: set = field(default_factory=set)       # MatrixSymbols with Mᵀ = M
-    invertible: set = field(default_factory=set)      # MatrixSymbols known nonsingular (pd)
-    indicators: set = field(default_factory=set)      # placeholders with values in {0, 1}
-    exclusive: set = field(default_factory=set)       # pairs (a, b) of indicators with (1 − a)(1 − b) = 0
-    disjoint: set = field(default_factory=set)        # pairs (a, b) of indicators with a·b = 0
-    reductions: dict = field(default_factory=dict)    # reduction symbol -> value (1ᵀz = 1)
-    cited: dict = field(default_factory=dict)         # fact key -> sentence
-    used: list = field(default_factory=list)          # sentences used, in order
-
-    trace: list = field(default_factory=list)         # every use, in order (per-step citations)
-
-    def use(self, key):
-        sentence = self.cited.get(key)
-        if sentence:
-            self.trace.append(sentence)
-            if sentence not in self.used:
-                self.used.append(sentence)
-
-
-class Algebra(SympyWriter):
+class Algebra(SympyWriter, Extraction):
     """Placeholders, reduction symbols and the simplifier for one derivation."""
 
     def __init__(self, facts: Facts | None = None):
@@ -113,6 +92,13 @@ class Algebra(SympyWriter):
             return self.inverse(self.lin(e.arg))[0]
         if isinstance(e, Named):
             return self.lin(e.definition)
+        if isinstance(e, Vec):
+            return self._one(Col(self.vector_placeholder(e), rows), e.shape)
+        if isinstance(e, sp.KroneckerProduct):
+            out = zero(rows, cols)
+            for c, k in kron_terms(e):
+                out = out + (self._one(Mat(k), e.shape) if isinstance(k, sp.KroneckerProduct) else self.lin(k)).scale(c)
+            return self.simplify(out)
         raise NotImplementedError(f"no canonical form for {text(e)}")
 
     @staticmethod
@@ -163,7 +149,7 @@ class Algebra(SympyWriter):
     def placeholder(self, vector, size, assumptions=None) -> sp.Symbol:
         if vector in self.placeholder_of:
             return self.placeholder_of[vector]
-        name = str(vector) if isinstance(vector, sp.MatrixSymbol) else f"v{len(self.vectors)}"
+        name = str(vector) if isinstance(vector, (sp.MatrixSymbol, Vec)) else f"v{len(self.vectors)}"
         p = sp.Dummy(name, real=True, **(assumptions or {}))
         self.vectors[p] = (vector, size)
         self.placeholder_of[vector] = p
@@ -334,6 +320,8 @@ class Algebra(SympyWriter):
         if isinstance(f, Inv):
             return Inv(self.transpose(f.lin))
         m = f.m
+        if isinstance(m, sp.KroneckerProduct):  # (A ⊗ B)ᵀ = Aᵀ ⊗ Bᵀ
+            return Mat(sp.KroneckerProduct(*[sp.transpose(a) for a in m.args]))
         if isinstance(m, sp.Transpose):
             return Mat(m.arg)
         if isinstance(m, sp.Inverse):
@@ -419,6 +407,12 @@ class Algebra(SympyWriter):
             return self.vsum(f.t * g.t, f.size), []
         if isinstance(f, Mat) and isinstance(g, Mat) and isinstance(g.m, sp.Inverse) and g.m.arg == f.m:
             return 1, []
+        if isinstance(f, Mat) and isinstance(g, Mat) and isinstance(f.m, sp.KroneckerProduct) \
+                and isinstance(g.m, sp.KroneckerProduct):
+            prod = kron_product(f.m, g.m)
+            lin = None if prod is None else self.lin(prod)
+            if lin is not None and len(lin.terms) == 1:
+                return lin.terms[0].coeff, list(lin.terms[0].factors)
         if isinstance(f, Mat) and isinstance(g, Mat) and isinstance(f.m, sp.Inverse) and f.m.arg == g.m:
             return 1, []
         return None
@@ -489,75 +483,6 @@ class Algebra(SympyWriter):
             inner, kind, cond = self.inverse(Lin(a.shape, (Term(1, t.factors),)))
             return inner.scale(1 / t.coeff), kind, cond
         return Lin(a.shape, (Term(1, (Inv(a),)),)), "general", None
-
-    # ---- extraction of a linear map
-    def coefficient(self, a: Lin, direction, size) -> Lin:
-        """The matrix J with a = J · d, for ``a`` linear in the direction ``d``.
-
-        ``direction`` is a scalar symbol (J is a column block) or a placeholder of a vector
-        direction of length ``size`` (J has ``size`` columns).
-        """
-        rows = a.shape[0]
-        out = []
-        vector = self.is_placeholder(direction)
-        for t in a.terms:
-            out.extend(self._coefficient_term(t, direction, vector, size))
-        return self.simplify(Lin((rows, size if vector else sp.S.One), tuple(out)))
-
-    def _coefficient_term(self, t: Term, d, vector: bool, size) -> list:
-        coeff, factors = t.coeff, t.factors
-        addends = sp.Add.make_args(sp.expand(coeff))
-        if len(addends) > 1:
-            return [p for a in addends for p in self._coefficient_term(Term(a, factors), d, vector, size)]
-        # the direction inside a reduction Σ (u∘d) or uᵀA d:  c·red·F = c · F · (chain)
-        for red in [r for r in coeff.free_symbols if r in self.reductions]:
-            chain = self.reductions[red].terms[0].factors
-            if self.depends(chain, d):
-                c = sp.cancel(coeff / red)
-                if not (isinstance(chain[-1], Col) and d in chain[-1].t.free_symbols):
-                    # a scalar equals its transpose: bring the direction to the right end
-                    chain = tuple(self.transpose_factor(f) for f in reversed(chain))
-                pieces = self._coefficient_term(Term(sp.S.One, chain), d, vector, size)
-                return [Term(c * p.coeff, factors + p.factors) for p in pieces]
-        if not vector:
-            if d in coeff.free_symbols:
-                return [Term(sp.diff(coeff, d), factors)]
-            if factors and isinstance(factors[-1], Col) and d in factors[-1].t.free_symbols:
-                last = factors[-1]
-                return [Term(coeff, factors[:-1] + (Col(sp.diff(last.t, d), last.size),))]
-            if any(d in getattr(f, "t", sp.S.Zero).free_symbols for f in factors):
-                raise ValueError(f"cannot extract a scalar direction from {t}")
-            return []
-        if not factors:
-            return []
-        last = factors[-1]
-        if isinstance(last, Col) and d in last.t.free_symbols:
-            a = sp.diff(last.t, d)
-            return [Term(coeff, factors[:-1] + (Diag(a, size),))]
-        if isinstance(last, (Mat, Inv)) or not self._term_depends(t, d):
-            if self._term_depends(t, d):
-                raise ValueError(f"direction inside a matrix factor: {t}")
-            return []
-        if isinstance(last, Row):
-            # a scalar chain ending in a row cannot hold the direction after folding
-            return []
-        # Diag(u ∘ d) · (rest) — rewrite as Diag(u ∘ rest) · d
-        for i, f in enumerate(factors):
-            if isinstance(f, Diag) and d in f.t.free_symbols:
-                rest = Lin((f.size, sp.S.One), (Term(1, factors[i + 1:]),))
-                w = self.template_of(rest)
-                a = sp.diff(f.t, d)
-                return [Term(coeff, factors[:i] + (Diag(a * w, size),))]
-        raise ValueError(f"cannot extract the direction from {t}")
-
-    def depends(self, factors, d) -> bool:
-        return any(d in getattr(f, "t", sp.S.Zero).free_symbols for f in factors)
-
-    def _term_depends(self, t: Term, d) -> bool:
-        if d in t.coeff.free_symbols or self.depends(t.factors, d):
-            return True
-        return any(self.depends(self.reductions[r].terms[0].factors, d)
-                   for r in t.coeff.free_symbols if r in self.reductions)
 
     # ---- elementwise view of a vector
     def template_of(self, v: Lin) -> sp.Expr:

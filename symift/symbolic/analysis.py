@@ -62,6 +62,7 @@ class Analysis(Eliminator):
         self._exclusive_pairs()
         self._never_both_inactive()
         self.blocks = self._blocks()
+        self.augmented: list = []            # (stationarity row, equality row, Aᵀ): see augment
 
     # ---- facts
     def _declare_facts(self):
@@ -245,6 +246,34 @@ class Analysis(Eliminator):
             for u in self.unknowns:
                 blocks[row.name, u.name] = self.derivative(row, lambda e, x=u.symbol: jacobian(e, x, self.alg), u)
         return blocks
+
+    def augment(self, primal: str) -> list:
+        """Add Aᵀ·(equality row) to the stationarity row of ``primal`` for each linear equality
+        A dx = r (an augmented Lagrangian, exact): the pivot of x becomes H + AᵀA on the support,
+        nonsingular whenever ∂F/∂x is for a convex problem (H ⪰ 0), where H alone may be singular
+        (the SVM dual's I ⊗ XXᵀ with more samples than features).  Returns the equality rows used."""
+        stat = f"stationarity in {primal}"
+        names = {u.name for u in self.unknowns}
+        used = []
+        for row in self.rows:
+            a = self.blocks.get((row.name, primal))
+            if row.kind != "primal feasibility" or a is None or a.is_zero or \
+                    any((row.name, u) in self.blocks and not self.blocks[row.name, u].is_zero
+                        for u in names - {primal}):
+                continue
+            at = self.alg.transpose(a)
+            for u in names:
+                b = self.blocks.get((row.name, u))
+                if b is not None and not b.is_zero:
+                    self.blocks[stat, u] = self.alg.simplify(self.blocks[stat, u] + self.alg.mul(at, b))
+            self.augmented.append((stat, row.name, at))
+            used.append(row.name)
+        return used
+
+    def forward_eliminate(self, rhs: dict) -> tuple:
+        for stat, eq, at in self.augmented:  # the same row operation on the right-hand side
+            rhs = {**rhs, stat: self.alg.simplify(rhs[stat] + self.alg.mul(at, rhs[eq]))}
+        return super().forward_eliminate(rhs)
 
     def _multiplier_of(self, row: Block):
         for m in self.kkt.multipliers:

@@ -21,6 +21,7 @@ from sympy.matrices.expressions.matexpr import MatrixExpr
 from .algebra import Algebra
 from .expr import Scalar, is_matrix, total
 from .printing import text
+from .vec import Vec
 
 
 def zero_like(e):
@@ -44,7 +45,11 @@ def _sum(terms, like):
 
 
 def depends_on(e, symbols) -> bool:
-    return bool(e.free_symbols & set(symbols)) or any(a in symbols for a in e.atoms(sp.MatrixSymbol))
+    symbols = set(symbols)
+    if bool(e.free_symbols & symbols) or any(a in symbols for a in e.atoms(sp.MatrixSymbol)):
+        return True
+    composite = [s for s in symbols if isinstance(s, Vec)]  # vec(B) of a coupled problem in vec form
+    return bool(composite) and e.has(*composite)
 
 
 def differential(e, seeds: dict, maps: dict | None = None):
@@ -192,6 +197,13 @@ class _Differential:
         factor = base if k > 0 else sp.Inverse(base)
         return self.d(sp.MatMul(*[factor] * abs(int(k))))
 
+    def d_Vec(self, e):
+        d = self.d(e.arg)
+        return zero_like(e) if is_zero(d) else Vec(d)
+
+    def d_KroneckerProduct(self, e):
+        return self.product_rule(e, sp.KroneckerProduct)
+
     def d_OneMatrix(self, e):
         return zero_like(e)
 
@@ -233,6 +245,9 @@ def elementwise_derivative(e: ElementwiseApplyFunction) -> MatrixExpr:
 
 def direction_for(x, alg):
     """A direction symbol for ``x`` (dx), and the symbol the algebra extracts against."""
+    if isinstance(x, Vec):  # vec(B): the direction vec(dB)
+        d = Vec(sp.MatrixSymbol("d" + x.arg.name, *x.arg.shape))
+        return d, alg.vector_placeholder(d)
     if isinstance(x, sp.MatrixSymbol):
         d = sp.MatrixSymbol("d" + x.name, *x.shape)
         return d, (alg.vector_placeholder(d) if x.shape[1] == 1 else d)
@@ -263,7 +278,7 @@ def jacobian_lin(e, x, alg):
     """
     d, key = direction_for(x, alg)
     de = alg.lin(differential(e, {x: d}, alg.maps))
-    size = x.shape[0] if isinstance(x, sp.MatrixSymbol) else sp.S.One
+    size = x.shape[0] if isinstance(x, (sp.MatrixSymbol, Vec)) else sp.S.One
     return alg.coefficient(de, key, size)
 
 

@@ -2,7 +2,8 @@
 
 The coefficients cₖ are sympy scalars and each factor is one of
 
-* ``Mat(M)``   — a matrix symbol, its transpose, or ``Inverse`` of one (``Q⁻¹``);
+* ``Mat(M)``   — a matrix symbol, its transpose, ``Inverse`` of one (``Q⁻¹``), or a Kronecker
+  product A ⊗ B (symbolic.vec);
 * ``Diag(t)``  — diag(t) for an elementwise vector t;
 * ``Col(t)`` / ``Row(t)`` — the vector t as a column / row;
 * ``Inv(L)``   — the inverse of a canonical matrix that has no simpler inverse.
@@ -12,7 +13,7 @@ Elementwise vectors t are *templates*: sympy scalar expressions in one placehold
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import sympy as sp
 
@@ -117,3 +118,26 @@ def identity(size) -> Lin:
 
 def scalar(c) -> Lin:
     return Lin((sp.S.One, sp.S.One), (Term(as_sympy(c), ()),) if c != 0 else ())
+
+
+@dataclass
+class Facts:
+    """What the simplifier may use, each with the words the derivation cites."""
+
+    symmetric: set = field(default_factory=set)       # MatrixSymbols with Mᵀ = M
+    invertible: set = field(default_factory=set)      # MatrixSymbols known nonsingular (pd)
+    indicators: set = field(default_factory=set)      # placeholders with values in {0, 1}
+    exclusive: set = field(default_factory=set)       # pairs (a, b) of indicators with (1 − a)(1 − b) = 0
+    disjoint: set = field(default_factory=set)        # pairs (a, b) of indicators with a·b = 0
+    reductions: dict = field(default_factory=dict)    # reduction symbol -> value (1ᵀz = 1)
+    cited: dict = field(default_factory=dict)         # fact key -> sentence
+    used: list = field(default_factory=list)          # sentences used, in order
+
+    trace: list = field(default_factory=list)         # every use, in order (per-step citations)
+
+    def use(self, key):
+        sentence = self.cited.get(key)
+        if sentence:
+            self.trace.append(sentence)
+            if sentence not in self.used:
+                self.used.append(sentence)

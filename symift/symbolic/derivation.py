@@ -24,6 +24,7 @@ from .lowering import lower_nonsmooth
 from .numeric import numeric_check
 from .printing import text as plain
 from .rows import has_matrix_variable, split_rows
+from .vec import VEC_SENTENCE, Vec, augmented_sentence, vectorize
 
 
 class Derivation:
@@ -39,6 +40,8 @@ class Derivation:
         #: why a matrix variable's rows do not separate (symbolic.coupled: no closed form, the
         #: tangent system in matrix form, solved numerically), or None
         self.coupled: str | None = None
+        #: why a coupled problem has no vec form (symbolic.vec), or None
+        self.why_not_vec: str | None = None
         if has_matrix_variable(problem):
             try:
                 self.rows = split_rows(problem)
@@ -59,7 +62,7 @@ class Derivation:
             if self.coupled is not None:
                 matrix = next(v.name for v in problem.variables if len(v.shape) == 2)
                 self.system.conventions.insert(0, coupled_sentence(self.coupled, matrix))
-                self.analysis = CoupledAnalysis(self.system, "the rows of the matrix variable are coupled")
+                self.analysis = self._coupled_analysis()
             else:
                 self.analysis = Analysis(self.system)
         except NotImplementedError as exc:
@@ -70,6 +73,43 @@ class Derivation:
         self._pivots: list | None = None
         self._closed: dict | None = None
         self._factorizer: Factorizer | None = None
+
+    def _coupled_analysis(self):
+        """The vec form's block elimination (symbolic.vec), or, where a block has no vec form here,
+        the tangent system in matrix form (symbolic.coupled) with the reason in ``why_not_vec``."""
+        try:
+            if self.system.algebra.maps:  # row-wise maps move with B, not with vec(B)
+                raise NotImplementedError("a row-wise map (softmax of a matrix) has no vec rule here")
+            analysis = Analysis(vectorize(self.system))
+            for p in self.problem.params:  # every ∂F/∂θ must have a vec form too
+                analysis.rhs(self.system.builder.symbols[p.name])
+        except NotImplementedError as exc:
+            self.why_not_vec = str(exc)
+            return CoupledAnalysis(self.system, "the rows of the matrix variable are coupled")
+        self.system.conventions.insert(1, VEC_SENTENCE)
+        for u in self.system.unknowns:
+            if u.kind == "primal" and isinstance(u.symbol, sp.MatrixSymbol) and u.symbol.shape[1] != 1:
+                for eq in analysis.augment(u.name):
+                    self.system.conventions.insert(2, augmented_sentence(u.name, eq))
+        shapes = {m.name: m.symbol.shape for m in self.system.multipliers if is_matrix(m.symbol)}
+        for name, (s, size, _) in analysis.indicators.items():
+            if name in shapes and shapes[name][1] != 1:  # s of B ≥ 0 is an m×k matrix, used as vec(s)
+                vector = analysis.alg.vectors[s][0]
+                del analysis.alg.placeholder_of[vector]
+                vector = Vec(sp.MatrixSymbol(vector.name, *shapes[name]))
+                analysis.alg.vectors[s] = (vector, size)
+                analysis.alg.placeholder_of[vector] = s
+        return analysis
+
+    @property
+    def tangent_only(self) -> bool:
+        """No closed form: a coupled matrix variable without a vec form; the tangent system is the result."""
+        return self.coupled is not None and not self.vectorized
+
+    @property
+    def vectorized(self) -> bool:
+        """A coupled matrix variable derived in vec form: closed forms in vec(B), with Kronecker products."""
+        return self.coupled is not None and isinstance(self.analysis, Analysis)
 
     def one_row(self) -> Derivation:
         """For a problem split by rows: this derivation as the row problem's own (same analysis)."""
@@ -83,6 +123,7 @@ class Derivation:
         out = dict(self.system.symbols)
         for s, _, _ in self.analysis.indicators.values():
             symbol = self.analysis.alg.vectors[s][0] if s in self.analysis.alg.vectors else s
+            symbol = symbol.arg if isinstance(symbol, Vec) else symbol
             out[symbol.name] = symbol
         for name, (_, _, kink) in self.analysis.kinks.items():
             out[name] = kink.indicator
@@ -332,7 +373,7 @@ class Derivation:
             solution = Verdict("F(x*, θ) = 0", True, "at every KKT point: F stacks stationarity, the equality "
                                "constraints and complementary slackness")
         smooth = self._smoothness()
-        if self.coupled is not None:
+        if self.coupled is not None and not self.vectorized:
             nonsing = Verdict("∂F/∂x nonsingular", None, "not decided symbolically (the matrix variable's rows are "
                               "coupled: no block elimination); the layer measures it at each solution (the "
                               "condition of the LU factors of ∂F/∂x, or the residual of its Krylov solve)",

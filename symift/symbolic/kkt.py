@@ -13,8 +13,9 @@ from dataclasses import dataclass, replace
 import sympy as sp
 
 from ..language.model import Name, Problem
-from .algebra import Algebra, Facts
+from .algebra import Algebra
 from .calculus import gradient
+from .canonical import Facts
 from .coupled import adjoint_gradient
 from .expr import Scalar, SympyBuilder, broadcast_sub, is_matrix, total
 

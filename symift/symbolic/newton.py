@@ -6,8 +6,9 @@ from dataclasses import dataclass, replace
 
 import sympy as sp
 
-from .algebra import Algebra, Facts
+from .algebra import Algebra
 from .calculus import jacobian_lin
+from .canonical import Facts
 from .eliminate import Eliminator
 from .expr import is_matrix
 from .kkt import KKTSystem

@@ -30,6 +30,18 @@ class TextPrinter(StrPrinter):
         base, _, k = e.name.partition("_")
         return base + k.translate(_SUBSCRIPTS)
 
+    def _print_KroneckerProduct(self, e):
+        """(I_k ⊗ X Xᵀ), (1ᵀ_k ⊗ I_m): the sizes of identities and ones, which ⊗ does not tell."""
+        return "(" + " ⊗ ".join(self._kron_factor(a) for a in e.args) + ")"
+
+    def _kron_factor(self, a):
+        if isinstance(a, sp.OneMatrix) and 1 not in a.shape:
+            return f"1_{self._print(a.shape[0])} 1ᵀ_{self._print(a.shape[1])}"
+        if isinstance(a, (sp.Identity, sp.OneMatrix)):
+            size = a.shape[0] if a.shape[0] != 1 else a.shape[1]
+            return f"{self._print(a)}_{self._print(size)}"
+        return self.parenthesize(a, 45) if isinstance(a, (sp.MatAdd, sp.KroneckerProduct)) else self._print(a)
+
     def _print_OneMatrix(self, e):
         return "1ᵀ" if e.shape[0] == 1 and e.shape[1] != 1 else "1"
 

@@ -47,7 +47,7 @@ class Document(ProblemSections, SolutionSections):
         self.a = d.analysis
         self.alg = self.a.alg
         self.problem = d.problem
-        self.kkt = self.a.kkt
+        self.kkt = d.system  # the KKT system as derived (matrix form for a coupled variable)
         self.facts = self.a.facts
         self.params = list(params or d.parameters)
         self.wrt = list(wrt or [v.name for v in self.problem.variables])
@@ -116,7 +116,10 @@ class Document(ProblemSections, SolutionSections):
     def derivative(self, var: str, param: str) -> str:
         """∂var/∂param, or ∂var/∂P[dP] (a directional derivative) for a matrix parameter."""
         p = self.d.symbols[param]
-        frac = r"\frac{\partial %s}{\partial %s}" % (self.name(var), self.name(param))
+        top = self.name(var)
+        if self.d.vectorized and is_matrix_param(self.d.symbols[var]):  # the closed form is of vec(B)
+            top = r"\operatorname{vec}(%s)" % top
+        frac = r"\frac{\partial %s}{\partial %s}" % (top, self.name(param))
         if is_matrix_param(p):
             return frac + r"[\mathrm{d}%s]" % self.name(param)
         return frac
@@ -228,7 +231,7 @@ class Document(ProblemSections, SolutionSections):
     def render(self) -> str:
         self._compute()
         title = text(Path(self.problem.source.filename).name)
-        solution = ["tangent"] if self.d.coupled is not None else ["blocks", "elimination", "results"]
+        solution = ["tangent"] if self.d.tangent_only else ["blocks", "elimination", "results"]
         order = ["problem"] + (["lagrangian"] if self.problem.kind == "optimization" else []) + [
             "kkt", "ift", *solution] + (
             ["value"] if self.d.envelope is not None and self.failure is None and self.params else [])
@@ -254,7 +257,7 @@ class Document(ProblemSections, SolutionSections):
         d = self.d
         if d.ift.holds is False:
             self.failure = next(c for c in d.ift.conditions if c.holds is False)
-        elif d.coupled is not None:  # no elimination: the tangent system is the result
+        elif d.tangent_only:  # no elimination: the tangent system is the result
             return
         else:
             for p in self.params:
@@ -336,7 +339,7 @@ class Document(ProblemSections, SolutionSections):
                     r"(%s)." % (self._failure_text(), self.ref("ift")))
         if not self.params:
             return r"\paragraph{Result.} The problem has no parameters: there is nothing to differentiate."
-        if self.d.coupled is not None:
+        if self.d.tangent_only:
             return (r"\paragraph{Result.} The rows of the matrix variable are coupled (%s), so symift keeps it "
                     r"a matrix and derives no closed form: where the conditions of %s hold, the solution is "
                     r"locally a differentiable function of the parameters, and its tangent solves the linear "

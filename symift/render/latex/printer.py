@@ -24,6 +24,7 @@ from sympy.printing.precedence import PRECEDENCE, precedence_traditional
 from ...errors import UnsupportedError
 from ...symbolic.expr import Named, Scalar
 from ...symbolic.printing import sums_last
+from ...symbolic.vec import Vec
 
 # --------------------------------------------------------------------------- names
 _GREEK_ALIASES = {"lam": "lambda", "lamda": "lambda", "Lam": "Lambda", "Lamda": "Lambda"}
@@ -78,12 +79,12 @@ _SCALAR_CLASSES = (sp.Symbol, sp.Integer, sp.Rational, sp.Float, sp.Add, sp.Mul,
                    type(sp.E), *_FUNCTIONS)
 _MATRIX_CLASSES = (sp.MatrixSymbol, sp.MatAdd, sp.MatMul, sp.MatPow, sp.Transpose, sp.Inverse, sp.DiagMatrix,
                    sp.OneMatrix, sp.Identity, sp.ZeroMatrix, sp.HadamardProduct, sp.HadamardPower,
-                   ElementwiseApplyFunction, Named)
+                   ElementwiseApplyFunction, Named, Vec, sp.KroneckerProduct)
 _ALLOWED = _SCALAR_CLASSES + _MATRIX_CLASSES
 _NOT_FINITE = (sp.oo, -sp.oo, sp.zoo, sp.nan)
 #: Matrix classes that never need parentheses as a factor.
-_ATOMIC = (sp.MatrixSymbol, Named, sp.Transpose, sp.Inverse, sp.DiagMatrix, sp.OneMatrix, sp.Identity,
-           sp.ZeroMatrix, sp.HadamardPower, ElementwiseApplyFunction, sp.MatPow)
+_ATOMIC = (sp.MatrixSymbol, Named, Vec, sp.KroneckerProduct, sp.Transpose, sp.Inverse, sp.DiagMatrix,
+           sp.OneMatrix, sp.Identity, sp.ZeroMatrix, sp.HadamardPower, ElementwiseApplyFunction, sp.MatPow)
 
 
 class LatexPrinter(_SympyLatexPrinter):
@@ -177,6 +178,14 @@ class LatexPrinter(_SympyLatexPrinter):
 
     def _print_ZeroMatrix(self, expr):
         return "0"
+
+    def _print_Vec(self, expr):
+        return r"\operatorname{vec}(%s)" % self._print(expr.arg)
+
+    def _print_KroneckerProduct(self, expr):
+        parts = [self._print(a) if isinstance(a, _ATOMIC) else r"\left(%s\right)" % self._print(a)
+                 for a in expr.args]
+        return r"\left(%s\right)" % r" \otimes ".join(parts)
 
     def _print_OneMatrix(self, expr):
         rows, cols = expr.shape

@@ -390,7 +390,7 @@ class ProblemSections:
         return ("; ".join(given) + ".") if given else "$F$ is built from smooth functions."
 
     def _nonsingularity(self) -> str:
-        if self.d.coupled is not None:
+        if self.d.tangent_only:
             return (r"$\partial F / \partial x$ is nonsingular at the solution. symift does not decide it "
                     r"symbolically here (no block elimination for a coupled matrix variable): the layer measures "
                     r"it at each solution, by the condition of the LU factors of $\partial F / \partial x$ or the "
