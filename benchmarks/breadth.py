@@ -4,7 +4,7 @@
   jaxopt's ``projection_box`` (jnp.clip, differentiated by autodiff) — the floor a closed-form
   layer can reach.
 * The multiclass SVM dual (examples/multiclass_svm.ift, a coupled matrix variable m × k): symift's
-  layer (interior point, numeric implicit backward on the derived KKT system) vs jaxopt's
+  layer (interior point; the closed form in vec(B), and the dense LU of ∂F/∂x) vs jaxopt's
   ProjectedGradient with row-wise projection_simplex and implicit differentiation, and vs cvxpylayers.
 * Lasso (examples/lasso.ift), X ∈ ℝ^{m×n}, batch of y: symift's layer (interior point on the epigraph,
   closed-form generalized Jacobian) vs jaxopt's ProximalGradient with ``prox_lasso`` and implicit
@@ -142,13 +142,15 @@ def svm(m, k, p, repeat, lam=1.0):
     """The multiclass SVM dual (examples/multiclass_svm.ift): the gradient of Σ W∘B wrt X and lam."""
     from jaxopt import ProjectedGradient
     from jaxopt.projection import projection_simplex
-    layer = symift.compile(symift.load(EXAMPLES / "multiclass_svm.ift"))
+    d = symift.derive(symift.load(EXAMPLES / "multiclass_svm.ift"))
+    layer = symift.compile(d)
+    lu = symift.compile(d, backward="lu")  # the tangent system by a dense LU of ∂F/∂x, no closed form
     rng = np.random.default_rng(0)
     X = jnp.asarray(rng.standard_normal((m, p)))
     Y = jnp.asarray(np.eye(k)[rng.integers(0, k, m)])
     W = jnp.asarray(rng.standard_normal((m, k)))
 
-    def ours(X, lam):
+    def ours(X, lam, layer=layer):
         return jnp.sum(W * layer(X=X, Y=Y, lam=lam)["B"])
 
     def objective(B, X, lam):  # minimize −f: the dual as jaxopt's multiclass SVM example writes it
@@ -160,7 +162,8 @@ def svm(m, k, p, repeat, lam=1.0):
     def peer(X, lam):
         return jnp.sum(W * pg.run(jnp.full((m, k), 1.0 / k), None, X, lam).params)
 
-    rows = [("symift", jax.jit(jax.value_and_grad(ours, argnums=(0, 1)))),
+    rows = [("symift (closed form)", jax.jit(jax.value_and_grad(ours, argnums=(0, 1)))),
+            ("symift backward='lu'", jax.jit(jax.value_and_grad(lambda X, lam: ours(X, lam, lu), argnums=(0, 1)))),
             ("jaxopt ProjectedGradient", jax.jit(jax.value_and_grad(peer, argnums=(0, 1))))]
     # the truth: central differences of re-solves (symift's forward solve, exact to ~1e-12) along a
     # random direction E of X, and along lam

@@ -9,9 +9,9 @@ softmax(X_val W(λ)), minimized in log λ by gradient descent from λ = 1000.  O
 training set is separable, so below some λ the solution is the hard-margin SVM and the loss is
 flat; there, and where the dual solution is not unique (∂F/∂x singular: the layer returns NaN under
 jit and the descent stops), the gradient carries no information.  d/dλ comes through symift's layer: an
-interior point for B*, then the tangent system symift derives (printed by ``symift derive``),
-solved by a dense LU at the solution.  The figure shows the validation loss over a grid of λ with
-the descent's iterates, and the validation accuracy.
+interior point for B*, then the closed form of d vec(B)/dλ that symift derives (printed by
+``symift derive``; one mk × mk and one m × m factorization at the solution).  The figure shows the
+validation loss over a grid of λ with the descent's iterates, and the validation accuracy.
 
 ``--compare`` times the outer gradient by implicit differentiation against unrolling K steps of
 accelerated projected gradient (FISTA on the dual, written here) for growing training sets, with
@@ -112,7 +112,7 @@ def run(train, steps, out_png, grid=15, lam0=1000.0):
     start_acc, end_acc = accuracy(layer, path[0][0], *data), accuracy(layer, log_lam, *data)
     print(f"digits: {train} training, {len(data[2])} validation samples, k = 10 classes, {data[0].shape[1]} features")
     print(f"gradient descent on log λ: {len(path) - 1} steps in {seconds:.1f} s "
-          f"(symift layer: interior point + LU on the derived tangent system)")
+          f"(symift layer: interior point + the derived closed form in vec(B))")
     print(f"  λ {np.exp(path[0][0]):.3g} -> {float(np.exp(log_lam)):.3g}; validation loss {path[0][1]:.4f} -> "
           f"{path[-1][1]:.4f}; validation accuracy {100 * start_acc:.1f}% -> {100 * end_acc:.1f}%")
     best = int(np.argmin(grid_loss))
