@@ -197,7 +197,7 @@ def _closed_form(derivation, var, name, args, directions, flat, shape):
         fn = derivation.jacobian_function(var, name)
     except SymiftError:
         return None
-    vec = derivation.vectorized and len(shape) == 2  # a closed form of vec(B): back to B's shape
+    vec = derivation.is_vec(var)  # a closed form of vec(B): back to B's shape
 
     def shaped(a):
         a = np.asarray(a)

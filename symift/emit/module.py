@@ -221,13 +221,17 @@ class ModuleWriter:
                 vsym = self.layout.symbols[var]
                 zero = f"jnp.zeros_like({self.py(var)})" if var in self.d.unknowns else \
                     f"jnp.zeros({self.shape_expr(vsym, em)})"
-                total = " + ".join(terms)
-                if terms and self.d.vectorized and is_matrix(vsym) and vsym.shape[1] != 1:  # d vec(B)
-                    total = f"unvec({total}, {em.size(vsym.shape[0])}, {em.size(vsym.shape[1])})"
-                outs.append(total if terms else zero)
+                outs.append(self.in_shape(var, " + ".join(terms), em) if terms else zero)
             return "(" + ", ".join(outs) + ("," if len(outs) == 1 else "") + ")"
         return self.function("_tangents", args, build, "The implicit tangents J·dθ of every unknown.",
                              tangents=[f"t_{self.py(p)}" for p in self.params])
+
+    def in_shape(self, var: str, code: str, em) -> str:
+        """The tangent ``code`` of ``var`` in var's shape: d vec(B) back to an m×k matrix."""
+        if not self.d.is_vec(var):
+            return code
+        rows, cols = self.layout.symbols[var].shape
+        return f"unvec({code}, {em.size(rows)}, {em.size(cols)})"
 
     def newton_fn(self) -> str:
         """The structured Newton step of the forward solver (see symift.symbolic.newton.NewtonSystem).

@@ -30,13 +30,10 @@ def tangent_fn(mw, system: TangentSystem) -> str:
             em.names[system.step_symbols[var]] = steps[var]
         outs = []
         for var in mw.unknowns:
-            vsym = mw.layout.symbols[var]
-            if var in steps and is_matrix(vsym) and vsym.shape[1] != 1:  # vec form: the tangent of vec(B)
-                outs.append(f"unvec({steps[var]}, {em.size(vsym.shape[0])}, {em.size(vsym.shape[1])})")
-            elif var in steps:
-                outs.append(steps[var])
+            if var in steps:
+                outs.append(mw.in_shape(var, steps[var], em))
             else:   # an inactive multiplier: its tangent is 0
-                outs.append(f"jnp.zeros({mw.shape_expr(vsym, em)})")
+                outs.append(f"jnp.zeros({mw.shape_expr(mw.layout.symbols[var], em)})")
         return "(" + ", ".join(outs) + ("," if len(outs) == 1 else "") + ")"
     return mw.function("_tangents", args, build,
                        "The implicit tangents dx = (∂F/∂x)⁻¹ r with r = −Σ ∂F/∂θ·dθ, one structured solve.",

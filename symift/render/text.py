@@ -57,7 +57,7 @@ def report(d: Derivation, wrt=None, params=None) -> str:
     results = d.jacobians(wrt, params)
     for (v, p), J in results.items():
         sym = d.symbols[p]
-        vv = f"vec({v})" if d.vectorized and is_matrix(d.symbols[v]) and d.symbols[v].shape[1] != 1 else v
+        vv = f"vec({v})" if d.is_vec(v) else v
         label = f"d{vv}/d{p}" if not (is_matrix(sym) and sym.shape[1] != 1) else f"d{vv}[d{p}]"
         out.append(f"  {label} = {text(J)}")
         for step in d.steps(p):

@@ -111,6 +111,11 @@ class Derivation:
         """A coupled matrix variable derived in vec form: closed forms in vec(B), with Kronecker products."""
         return self.coupled is not None and isinstance(self.analysis, Analysis)
 
+    def is_vec(self, var: str) -> bool:
+        """Is the closed form of ``var`` one of vec(var) (a coupled matrix variable in vec form)?"""
+        sym = self.symbols.get(var)
+        return self.vectorized and is_matrix(sym) and sym.shape[1] != 1
+
     def one_row(self) -> Derivation:
         """For a problem split by rows: this derivation as the row problem's own (same analysis)."""
         row = copy.copy(self)

@@ -10,7 +10,8 @@ applied to each residual block with M the factor that holds an unknown.  The res
 KKT system in vec(B), vec(Λ) and the vector multipliers, which :class:`~symift.symbolic.analysis.
 Analysis` eliminates as any other: the SVM dual's stationarity in B,
 ν1ᵀ + Y − Λ − 1 − XXᵀ(Y − B)/λ, becomes (1 ⊗ I)ν + vec(Y) − vec(Λ) − 1 − (I ⊗ XXᵀ)(vec(Y) − vec(B))/λ,
-and the pivot of vec(B) is diag(s)(I ⊗ XXᵀ)/λ + diag(1 − s) on the support s = 1[B > 0].
+and, with the row sums added to stationarity times their transpose (Analysis.augment), the pivot of
+vec(B) is diag(s)((11ᵀ ⊗ I) + (I ⊗ XXᵀ)/λ) − diag(1 − s) on the support s = 1[B > 0].
 
 Products of two unknowns (B Bᵀ) and transposes of an unknown (a commutation matrix) are not
 lowered: :class:`NotImplementedError`, and the derivation keeps the tangent system.
@@ -81,7 +82,7 @@ def _split(m):
     if isinstance(m, sp.MatMul):
         c = sp.Mul(*[a for a in m.args if not is_matrix(a)])
         mats = [a for a in m.args if is_matrix(a)]
-        return [(c * d, sp.MatMul(*mats) if len(mats) > 1 else mats[0]) for d, mats in [(1, mats)]]
+        return [(c, sp.MatMul(*mats) if len(mats) > 1 else mats[0])]
     return [(sp.S.One, m)]
 
 

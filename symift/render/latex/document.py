@@ -117,7 +117,7 @@ class Document(ProblemSections, SolutionSections):
         """∂var/∂param, or ∂var/∂P[dP] (a directional derivative) for a matrix parameter."""
         p = self.d.symbols[param]
         top = self.name(var)
-        if self.d.vectorized and is_matrix_param(self.d.symbols[var]):  # the closed form is of vec(B)
+        if self.d.is_vec(var):  # the closed form is of vec(B)
             top = r"\operatorname{vec}(%s)" % top
         frac = r"\frac{\partial %s}{\partial %s}" % (top, self.name(param))
         if is_matrix_param(p):
