@@ -69,6 +69,10 @@ def interior_point(F, x0, positive, n_pos, tol, maxiter, direction=None, warm=Fa
 
     def step(state):  # F(x, 0) is carried from the previous step's line search
         x, r0, k, res, stuck = state
+        # under vmap the loop runs until the batch's slowest problem is done, and the step of a
+        # problem already done is discarded: its line search must not keep the batch's backtracking
+        # loops going (one at its rounding floor never decreases, and would halve 27 times a step)
+        live = cont(state)
         solve = factor(x)
         mu = jnp.zeros((), x.dtype)
         if n_pos:
@@ -115,9 +119,9 @@ def interior_point(F, x0, positive, n_pos, tol, maxiter, direction=None, warm=Fa
         # pass: under vmap it is solved only when some problem needs it), then backtrack that
         s = start
         if n_pos:
-            s = lax.while_loop(lambda s: ~ok(s[0], s[2]) & (s[0] > 0.3 * ac), halve, s)
-            s = lax.while_loop(lambda s: ~ok(s[0], s[2]) & ~s[3], switch, s)
-        a, d, r_a, _ = lax.while_loop(lambda s: ~ok(s[0], s[2]) & (s[0] > 1e-8), halve, s)
+            s = lax.while_loop(lambda s: live & ~ok(s[0], s[2]) & (s[0] > 0.3 * ac), halve, s)
+            s = lax.while_loop(lambda s: live & ~ok(s[0], s[2]) & ~s[3], switch, s)
+        a, d, r_a, _ = lax.while_loop(lambda s: live & ~ok(s[0], s[2]) & (s[0] > 1e-8), halve, s)
         # no step without a decrease (nor into NaN: a failed factorization at the rounding floor)
         moved = ok(a, r_a)
         x, r0 = jnp.where(moved, x + a * d, x), jnp.where(moved, r_a, r0)
