@@ -53,11 +53,14 @@ def median_ms(call, repeat):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--n", type=int, nargs="+", default=[25, 50, 100])
+    ap.add_argument("--n", type=int, nargs="+", default=[25, 50, 100, 200])
     ap.add_argument("--batch", type=int, nargs="+", default=[64, 128])
     ap.add_argument("--repeat", type=int, default=5)
     args = ap.parse_args()
-    layer = symift.compile(symift.load(ROOT / "benchmarks" / "qp_ineq.ift"))
+    # strict=False: at n = 200 two of qpth's random problems per batch are nearly degenerate (a pair
+    # with λ and the slack both ~1e-4); the strict layer flags them with NaN gradients, qpth returns
+    # numbers.  The time is the same either way: the checks run in both modes.
+    layer = symift.compile(symift.load(ROOT / "benchmarks" / "qp_ineq.ift"), strict=False)
     bridge = symift.torch.layer(layer)
     qpth = QPFunction(verbose=-1, check_Q_spd=False)
     e = torch.empty(0)

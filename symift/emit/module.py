@@ -76,6 +76,12 @@ class ModuleWriter:
         #: x == T(x, θ): iterate T before Newton (runtime.fixed_point)
         self.fixed_point = fixed_point_map(d.problem, d.system.builder)
         self.newton = None if self.separable else newton_system(d)
+        #: the same step with the parameters' pd pivots first (a QP's dual Schur complement),
+        #: where there are such pivots; the interior point takes the cheaper of the two per iterate
+        self.newton_constant = None if self.newton is None or not self.pd else newton_system(d, constant_first=True)
+        alt = self.newton_constant
+        if alt is not None and (not alt.constant_pivots or _order(alt) == _order(self.newton)):
+            self.newton_constant = None  # no parameter pivot, or the primal step already takes it first
 
     # ---- helpers
     def py(self, name):
@@ -233,7 +239,7 @@ class ModuleWriter:
         rows, cols = self.layout.symbols[var].shape
         return f"unvec({code}, {em.size(rows)}, {em.size(cols)})"
 
-    def newton_fn(self) -> str:
+    def newton_fn(self, ns=None, fn_name="_newton_direction") -> str:
         """The structured Newton step of the forward solver (see symift.symbolic.newton.NewtonSystem).
 
         ``_newton_direction(params, unknowns, slacks)`` does what does not depend on the
@@ -241,7 +247,7 @@ class ModuleWriter:
         returns ``solve(_r0, _r1, ...)``, which the interior point applies to several right-hand
         sides.
         """
-        ns = self.newton
+        ns = ns or self.newton
         ineqs = [m for m in self.kkt.multipliers if m.kind == "inequality"]
         slack_args = [f"_t_{self.py(m.name)}" for m in ineqs]
         rhs = [f"_r{k}" for k in range(len(ns.rows))]
@@ -257,7 +263,11 @@ class ModuleWriter:
         once, per_rhs = _split_by_inputs(em.lines, rhs)
         doc = ["    \"\"\"The Newton step of the interior point, by symift's block elimination: the",
                '    factorizations once per iterate, then solve(right-hand side) as often as needed."""']
-        return self._two_stage("_newton_direction", args, doc, em, once,
+        if ns.constant_pivots:
+            doc[-1] = doc[-1][:-3]
+            doc.append(f"    Its first pivots, {', '.join(map(str, ns.constant_pivots))}, are parameters: their "
+                       "factorizations and products\n    are the same at every iterate (computed once).\"\"\"")
+        return self._two_stage(fn_name, args, doc, em, once,
                                [("solve", rhs, per_rhs, result)])
 
     def pivots_fn(self) -> str:
@@ -360,6 +370,8 @@ class ModuleWriter:
             parts.append(self.pivots_fn())
         if self.newton is not None:
             parts.append(self.newton_fn())
+        if self.newton_constant is not None:
+            parts.append(self.newton_fn(self.newton_constant, "_newton_direction_constant"))
         parts += OperatorWriter(self).functions()
         if self.separable is not None:
             parts += SeparableWriter(self, self.separable).functions()
@@ -433,6 +445,7 @@ class ModuleWriter:
             ("shapes", "_unknown_shapes"),
             ("tangents", "_tangents" if why is None else "None"),
             ("newton_direction", "_newton_direction" if self.newton is not None else "None"),
+            ("newton_direction_constant", "_newton_direction_constant" if self.newton_constant is not None else "None"),
             ("separable", self.separable_spec()),
             ("pivots", "_pivot_conditions" if has_pivots else "None"),
             ("kinks", _tuple(self.kinks())),
@@ -526,10 +539,15 @@ def _tuple(items) -> str:
     return "(" + ", ".join(repr(i) for i in items) + ("," if len(items) == 1 else "") + ")"
 
 
-def newton_system(d: Derivation):
+def _order(ns) -> list:
+    """The (row, unknown) pivots of a Newton system's elimination, in order."""
+    return [(s.row, s.unknown) for s in ns.steps]
+
+
+def newton_system(d: Derivation, constant_first: bool = False):
     """The symbolic Newton step, or None (the solver then takes dense Newton steps)."""
     try:
-        return NewtonSystem(d.system)
+        return NewtonSystem(d.system, constant_first=constant_first)
     except (SymiftError, NotImplementedError, ValueError):
         return None
 

@@ -70,6 +70,9 @@ class ProblemSpec(NamedTuple):
     shapes: Callable              # (**params) -> {unknown: shape}
     tangents: Callable | None = None          # closed form: (**params, **unknowns, **indicators, t_<p>...) -> dx
     newton_direction: Callable | None = None  # (**params, **unknowns, t_<ineq>...) -> solve(*rows)
+    #: the same step eliminated with the parameters' pd pivots first (runtime.interior_point picks
+    #: the cheaper per iterate)
+    newton_direction_constant: Callable | None = None
     separable: SeparableSpec | None = None    # the dual reduction, when the problem has one
     pivots: Callable | None = None            # (**params, **unknowns, **indicators) -> the pivots' condition
     kinks: tuple = ()             # arguments of abs / sign in F (text): F is not C¹ where one has a 0 entry

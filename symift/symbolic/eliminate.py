@@ -164,7 +164,8 @@ class Eliminator:
                 if kind == "symbol" and cond is not None and cond not in self.facts.invertible:
                     kind = "general"
                 fill = sum((r, c2) in M for c2 in cols) + sum((r2, c) in M for r2 in rows)
-                candidates.append(((_KIND_COST[kind] + (verdict is None), fill, rows.index(r), cols.index(c)),
+                rank = self._pivot_rank(kind, cond) + (verdict is None)
+                candidates.append(((rank, fill, rows.index(r), cols.index(c)),
                                    (r, c, inv, kind, cond, verdict, blk, None)))
         if not candidates or min(cost[0] for cost, _ in candidates) >= _KIND_COST["symbol"]:
             trace, used = list(self.facts.trace), list(self.facts.used)
@@ -195,6 +196,11 @@ class Eliminator:
         elif kind == "symbol" and cond not in self.facts.invertible:
             text = f"{cond} is nonsingular"
         return r, c, inv, kind, text, added
+
+    def _pivot_rank(self, kind: str, cond) -> int:
+        """The cost of a pivot of this kind (the first key of the choice; ``cond`` is what
+        ``alg.inverse`` says must be nonzero or invertible: the symbol itself for a symbol pivot)."""
+        return _KIND_COST[kind]
 
     def _degradation(self, M, rows, cols, candidate) -> int:
         """How much worse the square blocks left get if ``candidate`` is the pivot: the sum of their

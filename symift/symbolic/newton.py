@@ -43,8 +43,9 @@ class NewtonSystem(Eliminator):
     unknown to its step as a sympy expression in the current values and the ``rhs`` symbols.
     """
 
-    def __init__(self, kkt: KKTSystem):
+    def __init__(self, kkt: KKTSystem, constant_first: bool = False):
         self.kkt = kkt
+        self.constant_first = constant_first
         self.source = kkt.problem.source
         self.facts = Facts()
         self.alg = Algebra(self.facts)
@@ -52,6 +53,7 @@ class NewtonSystem(Eliminator):
         # away from the solution, where p = x does not hold yet
         self.alg.maps = {p: replace(m, equals=None) for p, m in kkt.builder.maps.items()}
         builder = kkt.builder
+        self.param_symbols = {builder.symbols[p.name] for p in kkt.problem.params}
         for p in kkt.problem.params:
             sym = builder.symbols[p.name]
             if p.attributes & {"symmetric", "psd", "pd"}:
@@ -99,7 +101,19 @@ class NewtonSystem(Eliminator):
                                       else sp.Symbol(f"d_{u.name}", real=True)) for u in unknowns}
         staged = self.back_substitute(back, self.step_symbols)
         self.staged = [(c, self.alg.to_sympy(staged[c])) for c, *_ in reversed(back)]
+        #: the parameter pivots taken (constant_first): their factorizations do not change between
+        #: iterates, so the interior point's loop computes them once (XLA hoists them out of it)
+        self.constant_pivots = [st.pivot for st in self.steps
+                                if st.kind == "symbol" and st.pivot in self.param_symbols]
 
+    def _pivot_rank(self, kind: str, cond) -> int:
+        """With ``constant_first``, a declared-pd parameter (Q of a QP) is a pivot as cheap as a
+        scalar: eliminating the primal with it leaves the multipliers' Schur complement
+        diag(t) + diag(λ) G Q⁻¹ Gᵀ, of size p, whose product G Q⁻¹ Gᵀ is the same at every iterate,
+        instead of Q + Gᵀ diag(λ/t) G, of size n, formed again at each (2pn² flops)."""
+        if self.constant_first and kind == "symbol" and cond in self.param_symbols and cond in self.facts.invertible:
+            return 1
+        return super()._pivot_rank(kind, cond)
 
     @functools.cached_property
     def solution(self) -> dict:
