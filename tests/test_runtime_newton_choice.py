@@ -1,7 +1,7 @@
 """The interior point's two Newton steps: the primal Schur complement Q + Gᵀdiag(λ/t)G, formed at
 every iterate, and the step with the parameters' pd pivots first (Q factorized once, the
 multipliers' p × p complement at every iterate).  Both solve the same linear system; the solver
-takes the second where it factorizes matrices at most half the size (few inequalities).
+takes the second where it factorizes matrices at most half the size (few inequalities), of n ≥ 64.
 """
 from __future__ import annotations
 
@@ -79,7 +79,7 @@ def test_the_step_with_q_first_factorizes_q_once_per_solve_and_a_p_by_p_matrix_p
     layer = layer_of("../benchmarks/qp_ineq")
     spec = layer.spec
     S = jax.ShapeDtypeStruct
-    n, p = 30, 6
+    n, p = 64, 16
     fixed = {"Q": S((n, n), float), "q": S((n,), float), "G": S((p, n), float), "h": S((p,), float)}
     values = {"z": S((n,), float), "lam": S((p,), float), "_t_lam": S((p,), float)}
     rows = [S((n,), float), S((p,), float), S((p,), float)]
@@ -93,9 +93,9 @@ def test_the_step_with_q_first_factorizes_q_once_per_solve_and_a_p_by_p_matrix_p
     assert size(spec.newton_direction) == n
 
 
-@pytest.mark.parametrize("n,p,constant", [(12, 4, True), (12, 6, True), (12, 7, False), (8, 8, False)])
+@pytest.mark.parametrize("n,p,constant", [(64, 16, True), (64, 32, True), (64, 33, False), (12, 4, False)])
 def test_the_solver_takes_the_cheaper_step_and_the_same_solution(n, p, constant, monkeypatch):
-    """With p ≤ n/2 inequalities the constant-first step is taken; the solution equals the active-set
+    """With p ≤ n/2 inequalities and n ≥ 64 the constant-first step is taken; the solution equals the active-set
     re-solve and the one the primal step finds, and its gradient equals central differences."""
     layer = layer_of("optnet_qp")
     params, active = _qp(np.random.default_rng(n + p), n, p)

@@ -207,11 +207,12 @@ def _factored_size(jaxpr, varying) -> int:
 
 def _cheaper_per_iterate(constant, newton, params, values, row_shapes) -> bool:
     """Take the Newton step whose parameter pivots come first (factorized once, outside the loop)
-    when the matrices it factorizes at every iterate are at most half the size of the other's: a
-    QP with p inequalities and n unknowns factorizes p × p instead of n × n.  Measured (OptNet QP,
-    batch 64, benchmarks/RESULTS.md): 1.3-1.5x faster at p = n/5 and n/10, but 0.65-0.85x at p = n,
-    where the extra solves with Q's factors and the LU's pivoting cost more than Q + Gᵀdiag(λ/t)G
-    saves, so the rule is on sizes, not flops."""
+    when the matrices it factorizes at every iterate are at most half the size of the other's, and
+    the other's are of order ≥ 64: a QP with p inequalities and n unknowns then factorizes p × p
+    instead of n × n.  Measured (OptNet QP, batch 64 and 128, benchmarks/RESULTS.md): 1.3-1.4x
+    faster at p = n/4, n = 100 and 200; 0.85-1.1x at p = n, where its extra solves with Q's factors
+    cost more than the Gram product Gᵀdiag(λ/t)G saves (so the rule is on sizes, not flops); and
+    0.74-1.23x at n ≤ 50, where a factorization is not what an iteration costs."""
     def size(step):
         shaped = {k: jax.ShapeDtypeStruct(jnp.shape(v), jnp.result_type(v)) for k, v in values.items()}
         rows = [jax.ShapeDtypeStruct(s, jnp.result_type(float, *params.values())) for s in row_shapes]
@@ -219,7 +220,8 @@ def _cheaper_per_iterate(constant, newton, params, values, row_shapes) -> bool:
         closed = jax.make_jaxpr(lambda p, x, r: step(**p, **x)(*r))(fixed, shaped, rows)
         n_fixed = len(jax.tree.leaves(fixed))
         return _factored_size(closed.jaxpr, [i >= n_fixed for i in range(len(closed.jaxpr.invars))])
-    return 2 * size(constant) <= size(newton)
+    primal = size(newton)
+    return primal >= 64 and 2 * size(constant) <= primal
 
 
 def kkt_solve(spec: ProblemSpec, params: dict, tol, maxiter, start=None):
