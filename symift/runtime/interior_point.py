@@ -210,7 +210,8 @@ def _cheaper_per_iterate(constant, newton, params, values, row_shapes) -> bool:
     when the matrices it factorizes at every iterate are at most half the size of the other's, and
     the other's are of order ≥ 64: a QP with p inequalities and n unknowns then factorizes p × p
     instead of n × n.  Measured (OptNet QP, batch 64 and 128, benchmarks/RESULTS.md): 1.3-1.4x
-    faster at p = n/4, n = 100 and 200; 0.85-1.1x at p = n, where its extra solves with Q's factors
+    faster at p = n/4, n = 100 and 200, against the primal step in one process (1.1-1.75x in
+    benchmarks/ab.py's alternating runs); 0.85-1.1x at p = n, where its extra solves with Q's factors
     cost more than the Gram product Gᵀdiag(λ/t)G saves (so the rule is on sizes, not flops); and
     0.74-1.23x at n ≤ 50, where a factorization is not what an iteration costs."""
     def size(step):
