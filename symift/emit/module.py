@@ -262,11 +262,11 @@ class ModuleWriter:
         result = self._staged(em, ns.staged, ns.step_symbols, [u.name for u in ns.unknowns])
         once, per_rhs = _split_by_inputs(em.lines, rhs)
         doc = ["    \"\"\"The Newton step of the interior point, by symift's block elimination: the",
-               '    factorizations once per iterate, then solve(right-hand side) as often as needed."""']
+               "    factorizations once per iterate, then solve(right-hand side) as often as needed."]
         if ns.constant_pivots:
-            doc[-1] = doc[-1][:-3]
-            doc.append(f"    Its first pivots, {', '.join(map(str, ns.constant_pivots))}, are parameters: their "
-                       "factorizations and products\n    are the same at every iterate (computed once).\"\"\"")
+            doc += [f"    Its first pivots, {', '.join(map(str, ns.constant_pivots))}, are parameters: their "
+                    "factorizations and products", "    are the same at every iterate (computed once)."]
+        doc[-1] += '"""'
         return self._two_stage(fn_name, args, doc, em, once,
                                [("solve", rhs, per_rhs, result)])
 

@@ -214,15 +214,22 @@ def _cheaper_per_iterate(constant, newton, params, values, row_shapes) -> bool:
     benchmarks/ab.py's alternating runs); 0.85-1.1x at p = n, where its extra solves with Q's factors
     cost more than the Gram product Gᵀdiag(λ/t)G saves (so the rule is on sizes, not flops); and
     0.74-1.23x at n ≤ 50, where a factorization is not what an iteration costs."""
-    def size(step):
-        shaped = {k: jax.ShapeDtypeStruct(jnp.shape(v), jnp.result_type(v)) for k, v in values.items()}
-        rows = [jax.ShapeDtypeStruct(s, jnp.result_type(float, *params.values())) for s in row_shapes]
-        fixed = {k: jax.ShapeDtypeStruct(jnp.shape(v), jnp.result_type(v)) for k, v in params.items()}
-        closed = jax.make_jaxpr(lambda p, x, r: step(**p, **x)(*r))(fixed, shaped, rows)
-        n_fixed = len(jax.tree.leaves(fixed))
-        return _factored_size(closed.jaxpr, [i >= n_fixed for i in range(len(closed.jaxpr.invars))])
-    primal = size(newton)
-    return primal >= 64 and 2 * size(constant) <= primal
+    primal = per_iterate_size(newton, params, values, row_shapes)
+    return primal >= 64 and 2 * per_iterate_size(constant, params, values, row_shapes) <= primal
+
+
+def per_iterate_size(step, params, values, row_shapes) -> int:
+    """The total order of the factorizations a Newton step (``step(**params, **values)(*rows)``)
+    redoes at every iterate, read off its jaxpr for these shapes (what depends on the parameters
+    alone, XLA computes once)."""
+    def abstract(v):
+        return jax.ShapeDtypeStruct(jnp.shape(v), jnp.result_type(v))
+    fixed = {k: abstract(v) for k, v in params.items()}
+    moving = {k: abstract(v) for k, v in values.items()}
+    rows = [jax.ShapeDtypeStruct(s, jnp.result_type(float, *params.values())) for s in row_shapes]
+    closed = jax.make_jaxpr(lambda p, x, r: step(**p, **x)(*r))(fixed, moving, rows)
+    n_fixed = len(jax.tree.leaves(fixed))
+    return _factored_size(closed.jaxpr, [i >= n_fixed for i in range(len(closed.jaxpr.invars))])
 
 
 def kkt_solve(spec: ProblemSpec, params: dict, tol, maxiter, start=None):
