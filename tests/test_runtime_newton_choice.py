@@ -1,7 +1,8 @@
 """The interior point's two Newton steps: the primal Schur complement Q + Gᵀdiag(λ/t)G, formed at
-every iterate, and the step with the parameters' pd pivots first (Q factorized once, the
-multipliers' p × p complement at every iterate).  Both solve the same linear system; the solver
-takes the second where it factorizes matrices at most half the size (few inequalities), of n ≥ 64.
+every iterate, and the step with the parameters' pd pivots first (Q inverted once, the
+multipliers' p × p complement diag(t/λ) + G Q⁻¹ Gᵀ factorized by Cholesky at every iterate).  Both
+solve the same linear system; the solver takes the second where it factorizes matrices no larger
+(p ≤ n inequalities, with the equalities' m counted on the primal side).
 """
 from __future__ import annotations
 
@@ -72,9 +73,9 @@ def test_both_steps_solve_the_interior_points_newton_system(name):
 
 
 def test_the_step_with_q_first_factorizes_q_once_per_solve_and_a_p_by_p_matrix_per_iterate():
-    """The generated constant-first step: Q's Cholesky and G Q⁻¹ Gᵀ depend on no iterate (XLA
-    hoists them out of the loop); per iterate one factorization of order p (an LU here), no Gram
-    product of order n."""
+    """The generated constant-first step: Q⁻¹ and G Q⁻¹ Gᵀ depend on no iterate (XLA hoists them
+    out of the loop); per iterate one factorization of order p (a Cholesky: the complementarity row
+    is scaled by 1/λ, so the complement is symmetric), no Gram product of order n."""
     layer = layer_of("../benchmarks/qp_ineq")
     spec = layer.spec
     S = jax.ShapeDtypeStruct
@@ -85,11 +86,33 @@ def test_the_step_with_q_first_factorizes_q_once_per_solve_and_a_p_by_p_matrix_p
     assert IP._cheaper_per_iterate(spec.newton_direction_constant, spec.newton_direction, fixed, values, rows)
     assert IP.per_iterate_size(spec.newton_direction_constant, fixed, values, rows) == p
     assert IP.per_iterate_size(spec.newton_direction, fixed, values, rows) == n
+    closed = jax.make_jaxpr(lambda a, x, r: spec.newton_direction_constant(**a, **x)(*r))(
+        fixed, values, [S(s, float) for s in rows])
+    assert _primitives(closed.jaxpr) >= {"cholesky"} and "lu" not in _primitives(closed.jaxpr)
+    # Q is inverted once (triangular solves of order n only with n right-hand sides, the identity's):
+    # the solve applies it as products
+    solves = [(e.invars[0].aval.shape[-1], e.invars[1].aval.shape) for e in _equations(closed.jaxpr)
+              if e.primitive.name == "triangular_solve"]
+    assert {order for order, _ in solves} == {n, p}
+    assert all(b == (n, n) for order, b in solves if order == n)
 
 
-@pytest.mark.parametrize("n,p,constant", [(64, 16, True), (64, 32, True), (64, 33, False), (12, 4, False)])
+def _equations(jaxpr):
+    for eqn in jaxpr.eqns:
+        yield eqn
+        for v in eqn.params.values():
+            sub = getattr(v, "jaxpr", v)
+            if hasattr(sub, "eqns"):
+                yield from _equations(sub)
+
+
+def _primitives(jaxpr) -> set:
+    return {e.primitive.name for e in _equations(jaxpr)}
+
+
+@pytest.mark.parametrize("n,p,constant", [(64, 16, True), (64, 64, True), (64, 66, False), (12, 4, True)])
 def test_the_solver_takes_the_cheaper_step_and_the_same_solution(n, p, constant, monkeypatch):
-    """With p ≤ n/2 inequalities and n ≥ 64 the constant-first step is taken; the solution equals the active-set
+    """With p ≤ n + m inequalities the constant-first step is taken; the solution equals the active-set
     re-solve and the one the primal step finds, and its gradient equals central differences."""
     layer = layer_of("optnet_qp")
     params, active = _qp(np.random.default_rng(n + p), n, p)

@@ -98,6 +98,9 @@ class Emitter:
         #: them): their solves stay jax.scipy's, which reverse mode can transpose; every other
         #: solve goes through _cho_solve/_lu_solve, cut across cores under vmap
         self.tangent_names: set = set()
+        #: pd symbols applied as X⁻¹ v through an explicit inverse, computed once (a Newton step's
+        #: parameter pivots: the loop of the interior point applies them at every iterate)
+        self.inverted: set = set()
 
     # ---- statements
     def tmp(self, code: str, hint: str = "t") -> str:
@@ -435,9 +438,11 @@ class Emitter:
         return "lu", self.tmp(f"lu_factor({dense})", "lu"), dense
 
     def solve(self, X, v: str) -> str:
-        """X⁻¹ v through a cached factorization (never an explicit inverse)."""
+        """X⁻¹ v through a cached factorization (an explicit inverse only for the ``inverted``)."""
         if X.shape == (1, 1):
             return f"({v} / {self.scalar(Scalar(X))})"
+        if X in self.inverted and not self.carries_tangents(v):
+            return f"({self.tmp(f'pd_inverse({self.matrix(X)})', 'inv')} @ {v})"
         kind, fac, _ = self.factorization(X)
         if kind == "cho":
             return f"jax.scipy.linalg.cho_solve(({fac}, False), {v})" if self.carries_tangents(v) else \

@@ -255,6 +255,9 @@ class ModuleWriter:
         em = self.emitter()
         # interior-point iterates keep multipliers and slacks > 0: Q + Gᵀdiag(λ/t)G is pd
         em.positive |= {ns.slacks[m.name] for m in ineqs} | {m.symbol for m in ineqs}
+        # a parameter pivot is the same at every iterate: its inverse is computed once (XLA hoists it
+        # out of the loop) and each solve with it is a matrix product
+        em.inverted = set(ns.constant_pivots) & set(self.pd)
         for m, name in zip(ineqs, slack_args, strict=False):
             em.names[ns.slacks[m.name]] = name
         for k, r in enumerate(ns.rows):

@@ -22,6 +22,7 @@ from .linalg import (
                     lu_factor,
                     lu_solve,
                     ones_row,
+                    pd_inverse,
                     proj_l2ball,
                     proj_simplex,
                     row,
@@ -45,7 +46,7 @@ OPTIONAL_FILES = {"interior_point.py": "kkt_solve", "fixed_point.py": "fixed_poi
 
 #: The names generated problem functions call (user names equal to one are mangled).
 HELPERS = ("row", "col", "diag", "gram", "ones_row", "zeros", "kron_apply", "vec_cols", "unvec",
-           "cho_factor", "cho_solve", "lu_factor", "lu_solve", "proj_simplex", "proj_l2ball",
+           "cho_factor", "cho_solve", "lu_factor", "lu_solve", "pd_inverse", "proj_simplex", "proj_l2ball",
            "pivot_condition", "factor_condition")
 
 __all__ = [
@@ -54,7 +55,7 @@ __all__ = [
     "SeparableSpec", "SolverError", "SolverOutputError", "cho_factor", "cho_solve", "chunk_size", "col",
     "cond_limit", "diag", "dual_newton", "fixed_point_solve", "gram", "implicit_tangents", "in_chunks",
     "interior_point", "jacobian_precision", "kkt_solve", "lapack_pieces", "lu_factor", "lu_solve", "make_layer",
-    "max_of",
-    "norm1_estimate", "ones_row", "proj_l2ball", "proj_simplex", "row", "separable_solve", "factor_condition",
+    "max_of", "norm1_estimate", "ones_row", "pd_inverse", "proj_l2ball", "proj_simplex", "row", "separable_solve",
+    "factor_condition",
     "pivot_condition", "user_solve", "whole_status", "zeros", "kron_apply", "vec_cols", "unvec",
 ]

@@ -206,16 +206,15 @@ def _factored_size(jaxpr, varying) -> int:
 
 
 def _cheaper_per_iterate(constant, newton, params, values, row_shapes) -> bool:
-    """Take the Newton step whose parameter pivots come first (factorized once, outside the loop)
-    when the matrices it factorizes at every iterate are at most half the size of the other's, and
-    the other's are of order ≥ 64: a QP with p inequalities and n unknowns then factorizes p × p
-    instead of n × n.  Measured (OptNet QP, batch 64 and 128, benchmarks/RESULTS.md): 1.3-1.4x
-    faster at p = n/4, n = 100 and 200, against the primal step in one process (1.1-1.75x in
-    benchmarks/ab.py's alternating runs); 0.85-1.1x at p = n, where its extra solves with Q's factors
-    cost more than the Gram product Gᵀdiag(λ/t)G saves (so the rule is on sizes, not flops); and
-    0.74-1.23x at n ≤ 50, where a factorization is not what an iteration costs."""
+    """Take the Newton step whose parameter pivots come first (inverted once, outside the loop)
+    when the matrices it factorizes at every iterate are no larger than the other's: a QP with p
+    inequalities and n unknowns then factorizes diag(t/λ) + G Q⁻¹ Gᵀ (p × p, G Q⁻¹ Gᵀ formed once)
+    instead of Q + Gᵀ diag(λ/t) G (n × n, its Gram product formed at every iterate), and applies
+    Q⁻¹ as a product.  Measured (OptNet QP, batch 64, fwd+bwd, benchmarks/RESULTS.md): at p = n
+    1.1-1.7x faster at n = 12, 25, 100, 200 (0.96-1.8x at n = 50, noise); at p = n/4 1.4-2.4x;
+    at p = 2n 0.6-0.75x, so the rule is on sizes."""
     primal = per_iterate_size(newton, params, values, row_shapes)
-    return primal >= 64 and 2 * per_iterate_size(constant, params, values, row_shapes) <= primal
+    return per_iterate_size(constant, params, values, row_shapes) <= primal
 
 
 def per_iterate_size(step, params, values, row_shapes) -> int:

@@ -99,6 +99,14 @@ cho_factor = across_cores(lambda m: jax.scipy.linalg.cho_factor(m)[0])
 lu_factor = across_cores(lambda m: jax.scipy.linalg.lu_factor(m))
 cho_solve = across_cores(lambda c, v: jax.scipy.linalg.cho_solve((c, False), v), vectors_only=True)
 lu_solve = across_cores(lambda lu, v: jax.scipy.linalg.lu_solve(lu, v), vectors_only=True)
+
+
+def pd_inverse(m):
+    """M⁻¹ of a pd matrix, explicitly: for a parameter pivot (Q of a QP) that a Newton step applies
+    at every iterate of a loop.  Computed once outside it, each application is then a matrix
+    product instead of two triangular solves (a batched triangular solve of one vector costs
+    about ten matrix-vector products on CPU)."""
+    return cho_solve(cho_factor(m), jnp.eye(m.shape[-1], dtype=m.dtype))
 def proj_simplex(v):
     """The Euclidean projection of a vector onto the simplex {p ≥ 0, 1ᵀp = 1}: max(v − τ, 0) with
     τ from the sorted entries (Held et al. 1974; Michelot 1986), O(n log n)."""

@@ -94,7 +94,11 @@ class NewtonSystem(Eliminator):
                              else sp.Symbol(f"r{k}", real=True)) for k, r in enumerate(rows)}
         self.blocks = {(r.name, u.name): jacobian_lin(r.expr, u.symbol, self.alg)
                        for r in rows for u in unknowns}
-        back, self.steps = self.forward_eliminate({r.name: self.alg.lin(self.rhs[r.name]) for r in rows})
+        rhs = {r.name: self.alg.lin(self.rhs[r.name]) for r in rows}
+        if constant_first:
+            for m in ineqs:
+                self._scale_complementarity(m, rhs)
+        back, self.steps = self.forward_eliminate(rhs)
         self._back = back
         # the same step by back substitution on named steps, in solve order (for code)
         self.step_symbols = {u.name: (sp.MatrixSymbol(f"d_{u.name}", u.size, 1) if is_matrix(u.symbol)
@@ -105,6 +109,22 @@ class NewtonSystem(Eliminator):
         #: iterates, so the interior point's loop computes them once (XLA hoists them out of it)
         self.constant_pivots = [st.pivot for st in self.steps
                                 if st.kind == "symbol" and st.pivot in self.param_symbols]
+
+    def _scale_complementarity(self, m, rhs: dict):
+        """Row λ ∘ t = μ divided by λ (> 0 at every iterate): its blocks diag(t), diag(λ) become
+        diag(t/λ), I.  The step is the same; the multipliers' Schur complement after a parameter
+        pivot Q is then diag(t/λ) + G Q⁻¹ Gᵀ, symmetric and pd (a Cholesky factorization), not
+        diag(t) + diag(λ) G Q⁻¹ Gᵀ (an LU)."""
+        t, lam, row = self.slacks[m.name], m.symbol, f"cs {m.name}"
+        if is_matrix(t):
+            inverse = sp.HadamardPower(lam, -1)
+            self.blocks[row, m.name] = self.alg.lin(sp.DiagMatrix(sp.HadamardProduct(t, inverse)))
+            self.blocks[row, f"slack_{m.name}"] = self.alg.lin(sp.Identity(t.shape[0]))
+            rhs[row] = self.alg.lin(sp.HadamardProduct(self.rhs[row], inverse))
+        else:
+            self.blocks[row, m.name] = self.alg.lin(t / lam)
+            self.blocks[row, f"slack_{m.name}"] = self.alg.lin(sp.S.One)
+            rhs[row] = self.alg.lin(self.rhs[row] / lam)
 
     def _pivot_rank(self, kind: str, cond) -> int:
         """With ``constant_first``, a declared-pd parameter (Q of a QP) is a pivot as cheap as a
