@@ -1,8 +1,8 @@
 """The interior point's two Newton steps: the primal Schur complement Q + Gᵀdiag(λ/t)G, formed at
 every iterate, and the step with the parameters' pd pivots first (Q inverted once, the
-multipliers' p × p complement diag(t/λ) + G Q⁻¹ Gᵀ factorized by Cholesky at every iterate).  Both
-solve the same linear system; the solver takes the second where it factorizes matrices no larger
-(p ≤ n inequalities, with the equalities' m counted on the primal side).
+multipliers' p × p complement at every iterate: diag(t/λ) + G Q⁻¹ Gᵀ by Cholesky without
+equalities, an LU with them).  Both solve the same linear system; the solver takes the second where
+it factorizes matrices at most half the size, or no larger and all by Cholesky.
 """
 from __future__ import annotations
 
@@ -84,8 +84,12 @@ def test_the_step_with_q_first_factorizes_q_once_per_solve_and_a_p_by_p_matrix_p
     values = {"z": S((n,), float), "lam": S((p,), float), "_t_lam": S((p,), float)}
     rows = [(n,), (p,), (p,)]
     assert IP._cheaper_per_iterate(spec.newton_direction_constant, spec.newton_direction, fixed, values, rows)
-    assert IP.per_iterate_size(spec.newton_direction_constant, fixed, values, rows) == p
-    assert IP.per_iterate_size(spec.newton_direction, fixed, values, rows) == n
+    for p_, taken in ((n, True), (n + 1, False)):  # all Cholesky: taken up to p = n
+        shapes = ({**fixed, "G": S((p_, n), float), "h": S((p_,), float)},
+                  {**values, "lam": S((p_,), float), "_t_lam": S((p_,), float)}, [(n,), (p_,), (p_,)])
+        assert IP._cheaper_per_iterate(spec.newton_direction_constant, spec.newton_direction, *shapes) == taken
+    assert IP.per_iterate_sizes(spec.newton_direction_constant, fixed, values, rows) == {"cholesky": p, "lu": 0}
+    assert IP.per_iterate_sizes(spec.newton_direction, fixed, values, rows) == {"cholesky": n, "lu": 0}
     closed = jax.make_jaxpr(lambda a, x, r: spec.newton_direction_constant(**a, **x)(*r))(
         fixed, values, [S(s, float) for s in rows])
     assert _primitives(closed.jaxpr) >= {"cholesky"} and "lu" not in _primitives(closed.jaxpr)
@@ -110,9 +114,10 @@ def _primitives(jaxpr) -> set:
     return {e.primitive.name for e in _equations(jaxpr)}
 
 
-@pytest.mark.parametrize("n,p,constant", [(64, 16, True), (64, 64, True), (64, 66, False), (12, 4, True)])
+@pytest.mark.parametrize("n,p,constant", [(64, 16, True), (64, 32, True), (64, 33, False), (12, 4, True)])
 def test_the_solver_takes_the_cheaper_step_and_the_same_solution(n, p, constant, monkeypatch):
-    """With p ≤ n + m inequalities the constant-first step is taken; the solution equals the active-set
+    """With equalities the constant-first step factorizes an LU of order p per iterate: it is taken
+    for p ≤ (n + m)/2 inequalities; the solution equals the active-set
     re-solve and the one the primal step finds, and its gradient equals central differences."""
     layer = layer_of("optnet_qp")
     params, active = _qp(np.random.default_rng(n + p), n, p)

@@ -186,11 +186,12 @@ def reduced_direction(spec: ProblemSpec, params: dict, unpack, sizes):
     return direction
 
 
-def _factored_size(jaxpr, varying) -> int:
-    """The total order of the matrix factorizations (Cholesky, LU) in ``jaxpr`` that depend on the
-    inputs flagged in ``varying``: a Newton step's work per iterate, without what XLA computes once."""
+def _factored_sizes(jaxpr, varying, total=None) -> dict:
+    """The total order of the matrix factorizations in ``jaxpr`` that depend on the inputs flagged in
+    ``varying``, by kind ({"cholesky": .., "lu": ..}): a Newton step's work per iterate, without
+    what XLA computes once."""
+    total = {"cholesky": 0, "lu": 0} if total is None else total
     dep = {v for v, f in zip(jaxpr.invars, varying, strict=True) if f}
-    total = 0
     for eqn in jaxpr.eqns:
         flags = [type(v).__name__ != "Literal" and v in dep for v in eqn.invars]
         if not any(flags):
@@ -199,28 +200,30 @@ def _factored_size(jaxpr, varying) -> int:
         subs = [getattr(v, "jaxpr", v) for v in eqn.params.values()]
         subs = [j for j in subs if hasattr(j, "eqns") and len(getattr(j, "invars", ())) == len(flags)]
         if subs:  # a call (jit, custom_jvp, custom_vmap): its body, with the same inputs
-            total += _factored_size(subs[0], flags)
-        elif eqn.primitive.name in ("cholesky", "lu"):
-            total += int(eqn.invars[0].aval.shape[-1])
+            _factored_sizes(subs[0], flags, total)
+        elif eqn.primitive.name in total:
+            total[eqn.primitive.name] += int(eqn.invars[0].aval.shape[-1])
     return total
 
 
 def _cheaper_per_iterate(constant, newton, params, values, row_shapes) -> bool:
     """Take the Newton step whose parameter pivots come first (inverted once, outside the loop)
-    when the matrices it factorizes at every iterate are no larger than the other's: a QP with p
-    inequalities and n unknowns then factorizes diag(t/λ) + G Q⁻¹ Gᵀ (p × p, G Q⁻¹ Gᵀ formed once)
-    instead of Q + Gᵀ diag(λ/t) G (n × n, its Gram product formed at every iterate), and applies
-    Q⁻¹ as a product.  Measured (OptNet QP, batch 64, fwd+bwd, benchmarks/RESULTS.md): at p = n
-    1.1-1.7x faster at n = 12, 25, 100, 200 (0.96-1.8x at n = 50, noise); at p = n/4 1.4-2.4x;
-    at p = 2n 0.6-0.75x, so the rule is on sizes."""
-    primal = per_iterate_size(newton, params, values, row_shapes)
-    return per_iterate_size(constant, params, values, row_shapes) <= primal
+    when the matrices it factorizes at every iterate are at most half the size of the other's, or
+    no larger and all by Cholesky.  For a QP with p inequalities and n unknowns it factorizes
+    diag(t/λ) + G Q⁻¹ Gᵀ (p × p, G Q⁻¹ Gᵀ formed once; a Cholesky without equalities, an LU with
+    them: symift does not prove the projected complement symmetric pd) instead of Q + Gᵀ diag(λ/t) G
+    (n × n, its Gram product formed at every iterate), and applies Q⁻¹ as a product.  Measured
+    (OptNet QP, fwd+bwd, batch 64 and 128, benchmarks/RESULTS.md): at p = n/4 1.1-1.9x faster at
+    n = 25..200; at p = n 1.1-1.5x with the Cholesky, 0.6-0.9x with the LU; at p = 2n 0.6-0.75x."""
+    primal = sum(per_iterate_sizes(newton, params, values, row_shapes).values())
+    sizes = per_iterate_sizes(constant, params, values, row_shapes)
+    return 2 * sum(sizes.values()) <= primal or (sizes["lu"] == 0 and sizes["cholesky"] <= primal)
 
 
-def per_iterate_size(step, params, values, row_shapes) -> int:
+def per_iterate_sizes(step, params, values, row_shapes) -> dict:
     """The total order of the factorizations a Newton step (``step(**params, **values)(*rows)``)
-    redoes at every iterate, read off its jaxpr for these shapes (what depends on the parameters
-    alone, XLA computes once)."""
+    redoes at every iterate, by kind ({"cholesky": .., "lu": ..}), read off its jaxpr for these
+    shapes (what depends on the parameters alone, XLA computes once)."""
     def abstract(v):
         return jax.ShapeDtypeStruct(jnp.shape(v), jnp.result_type(v))
     fixed = {k: abstract(v) for k, v in params.items()}
@@ -228,7 +231,7 @@ def per_iterate_size(step, params, values, row_shapes) -> int:
     rows = [jax.ShapeDtypeStruct(s, jnp.result_type(float, *params.values())) for s in row_shapes]
     closed = jax.make_jaxpr(lambda p, x, r: step(**p, **x)(*r))(fixed, moving, rows)
     n_fixed = len(jax.tree.leaves(fixed))
-    return _factored_size(closed.jaxpr, [i >= n_fixed for i in range(len(closed.jaxpr.invars))])
+    return _factored_sizes(closed.jaxpr, [i >= n_fixed for i in range(len(closed.jaxpr.invars))])
 
 
 def kkt_solve(spec: ProblemSpec, params: dict, tol, maxiter, start=None):
