@@ -107,6 +107,8 @@ def pd_inverse(m):
     product instead of two triangular solves (a batched triangular solve of one vector costs
     about ten matrix-vector products on CPU)."""
     return cho_solve(cho_factor(m), jnp.eye(m.shape[-1], dtype=m.dtype))
+
+
 def proj_simplex(v):
     """The Euclidean projection of a vector onto the simplex {p ≥ 0, 1ᵀp = 1}: max(v − τ, 0) with
     τ from the sorted entries (Held et al. 1974; Michelot 1986), O(n log n)."""

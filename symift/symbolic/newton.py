@@ -111,20 +111,15 @@ class NewtonSystem(Eliminator):
                                 if st.kind == "symbol" and st.pivot in self.param_symbols]
 
     def _scale_complementarity(self, m, rhs: dict):
-        """Row λ ∘ t = μ divided by λ (> 0 at every iterate): its blocks diag(t), diag(λ) become
-        diag(t/λ), I.  The step is the same; the multipliers' Schur complement after a parameter
-        pivot Q is then diag(t/λ) + G Q⁻¹ Gᵀ, symmetric and pd (a Cholesky factorization), not
-        diag(t) + diag(λ) G Q⁻¹ Gᵀ (an LU)."""
-        t, lam, row = self.slacks[m.name], m.symbol, f"cs {m.name}"
-        if is_matrix(t):
-            inverse = sp.HadamardPower(lam, -1)
-            self.blocks[row, m.name] = self.alg.lin(sp.DiagMatrix(sp.HadamardProduct(t, inverse)))
-            self.blocks[row, f"slack_{m.name}"] = self.alg.lin(sp.Identity(t.shape[0]))
-            rhs[row] = self.alg.lin(sp.HadamardProduct(self.rhs[row], inverse))
-        else:
-            self.blocks[row, m.name] = self.alg.lin(t / lam)
-            self.blocks[row, f"slack_{m.name}"] = self.alg.lin(sp.S.One)
-            rhs[row] = self.alg.lin(self.rhs[row] / lam)
+        """Row λ ∘ t = μ multiplied by diag(λ)⁻¹ (λ > 0 at every iterate), blocks and right-hand
+        side: diag(t), diag(λ) become diag(t/λ), I.  The step is the same; the multipliers' Schur
+        complement after a parameter pivot Q is then diag(t/λ) + G Q⁻¹ Gᵀ, symmetric and pd (a
+        Cholesky factorization), not diag(t) + diag(λ) G Q⁻¹ Gᵀ (an LU)."""
+        lam, row = m.symbol, f"cs {m.name}"
+        scale = self.alg.lin(sp.DiagMatrix(sp.HadamardPower(lam, -1)) if is_matrix(lam) else 1 / lam)
+        for key in [k for k in self.blocks if k[0] == row]:
+            self.blocks[key] = self.alg.simplify(self.alg.mul(scale, self.blocks[key]))
+        rhs[row] = self.alg.simplify(self.alg.mul(scale, rhs[row]))
 
     def _pivot_rank(self, kind: str, cond) -> int:
         """With ``constant_first``, a declared-pd parameter (Q of a QP) is a pivot as cheap as a
