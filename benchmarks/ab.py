@@ -9,7 +9,8 @@ over rounds and the ratio B/A.
 
     git worktree add /tmp/old <commit>
     python benchmarks/ab.py /tmp/old . [--rounds 3] [--repeat 5] [--b-options checks=false,strict=false]
-                            [--optnet 25 50 100 200] [--batch 64 128] [--p-ratio 1 0.25] [--no-separable]
+                            [--optnet 25 50 100 200] [--batch 64 128] [--p-ratio 1 0.25] [--m-ratio 0.5]
+                            [--no-separable]
 """
 from __future__ import annotations
 
@@ -27,7 +28,7 @@ sys.path.insert(0, sys.argv[2])
 import jax, jax.numpy as jnp, numpy as np
 jax.config.update("jax_enable_x64", True)
 import symift
-from optnet import qpth_data
+from optnet import qpth_data_eq
 
 def timed(f, *args, repeat):
     jax.block_until_ready(f(*args))
@@ -59,10 +60,11 @@ for ratio in config["p_ratio"]:
     for n in config["optnet"]:
         for b in config["batch"]:
             rng = np.random.default_rng(n + b)
-            Q, q, G, h = qpth_data(rng, b, n=n, p=max(1, round(ratio * n)))
-            p = {"Q": Q, "q": q, "G": G, "h": h, "A": np.zeros((b, 0, n)), "b": np.zeros((b, 0))}
+            m = round(config["m_ratio"] * n)
+            Q, q, G, h, A, beq = qpth_data_eq(rng, b, n=n, p=max(1, round(ratio * n)), m=m)
+            p = {"Q": Q, "q": q, "G": G, "h": h, "A": A, "b": beq}
             f, a = fwd_bwd(layer, {k: jnp.asarray(v) for k, v in p.items()}, jnp.asarray(rng.standard_normal((b, n))))
-            out[f"OptNet n={n} p={len(h[0])} b={b}"] = timed(f, a, repeat=repeat)
+            out[f"OptNet n={n} p={len(h[0])} m={m} b={b}"] = timed(f, a, repeat=repeat)
 print(json.dumps(out))
 """
 
@@ -85,9 +87,11 @@ def main():
     ap.add_argument("--optnet", type=int, nargs="+", default=[100], help="OptNet sizes n")
     ap.add_argument("--batch", type=int, nargs="+", default=[128], help="OptNet batch sizes")
     ap.add_argument("--p-ratio", type=float, nargs="+", default=[1.0], help="inequalities per unknown")
+    ap.add_argument("--m-ratio", type=float, default=0.0, help="equalities per unknown (b = A z₀, z₀ feasible)")
     ap.add_argument("--no-separable", dest="separable", action="store_false", help="OptNet rows only")
     args = ap.parse_args()
-    config = {"optnet": args.optnet, "batch": args.batch, "p_ratio": args.p_ratio, "separable": args.separable}
+    config = {"optnet": args.optnet, "batch": args.batch, "p_ratio": args.p_ratio, "separable": args.separable,
+              "m_ratio": args.m_ratio}
     b_options = {k: v.lower() == "true" for k, v in (o.split("=") for o in args.b_options.split(",") if o)}
     results = {"A": [], "B": []}
     for _ in range(args.rounds):

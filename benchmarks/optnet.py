@@ -55,6 +55,18 @@ EXAMPLES = ROOT / "examples"
 # ----------------------------------------------------------------------------- data
 def qpth_data(rng, batch, n=100, p=100):
     """qpth's prof.py: Q = LLᵀ + 1e-3·I (L uniform), G normal, h = Gz₀ + s₀, q normal."""
+    return _qpth_draw(rng, batch, n, p)[:4]
+
+
+def qpth_data_eq(rng, batch, n=100, p=100, m=0):
+    """qpth_data (the same draws) with m equalities Az = b: A normal, b = Az₀ (z₀ strictly
+    feasible for Gz ≤ h)."""
+    Q, q, G, h, z0 = _qpth_draw(rng, batch, n, p)
+    A = rng.standard_normal((batch, m, n))
+    return Q, q, G, h, A, np.einsum("bij,bj->bi", A, z0)
+
+
+def _qpth_draw(rng, batch, n, p):
     L = rng.random((batch, n, n))
     Q = L @ L.transpose(0, 2, 1) + 1e-3 * np.eye(n)
     G = rng.standard_normal((batch, p, n))
@@ -62,7 +74,7 @@ def qpth_data(rng, batch, n=100, p=100):
     s0 = rng.random((batch, p))
     q = rng.standard_normal((batch, n))
     h = np.einsum("bij,bj->bi", G, z0) + s0
-    return Q, q, G, h
+    return Q, q, G, h, z0
 
 
 def median_ms(times):

@@ -1,8 +1,9 @@
 """The interior point's two Newton steps: the primal Schur complement Q + Gᵀdiag(λ/t)G, formed at
 every iterate, and the step with the parameters' pd pivots first (Q inverted once, the
-multipliers' p × p complement at every iterate: diag(t/λ) + G Q⁻¹ Gᵀ by Cholesky without
-equalities, an LU with them).  Both solve the same linear system; the solver takes the second where
-it factorizes matrices at most half the size, or no larger and all by Cholesky.
+multipliers' p × p complement at every iterate: diag(t/λ) + G Q⁻¹ Gᵀ without equalities,
+diag(t/λ) + G (Q⁻¹ − Q⁻¹Aᵀ(AQ⁻¹Aᵀ)⁻¹AQ⁻¹) Gᵀ with them, both by Cholesky).  Both solve the same
+linear system; the solver takes the second where it factorizes matrices at most half the size, or
+no larger and all by Cholesky.
 """
 from __future__ import annotations
 
@@ -114,10 +115,30 @@ def _primitives(jaxpr) -> set:
     return {e.primitive.name for e in _equations(jaxpr)}
 
 
-@pytest.mark.parametrize("n,p,constant", [(64, 16, True), (64, 32, True), (64, 33, False), (12, 4, True)])
+def test_with_equalities_the_projected_complement_is_factorized_by_cholesky():
+    """With equalities Az = b the constant-first step's complement is the projected one; symift
+    proves it pd (Q⁻¹ − Q⁻¹Aᵀ(AQ⁻¹Aᵀ)⁻¹AQ⁻¹ is psd), so per iterate one Cholesky of order p, and
+    A Q⁻¹ Aᵀ (order m) is factorized once; the primal step redoes Cholesky factorizations of
+    orders n and m."""
+    spec = layer_of("optnet_qp").spec
+    S = jax.ShapeDtypeStruct
+    n, p, m = 40, 30, 7
+    fixed = {"Q": S((n, n), float), "q": S((n,), float), "G": S((p, n), float), "h": S((p,), float),
+             "A": S((m, n), float), "b": S((m,), float)}
+    values = {"z": S((n,), float), "nu": S((m,), float), "lam": S((p,), float), "_t_lam": S((p,), float)}
+    rows = [(n,), (m,), (p,), (p,)]
+    assert IP.per_iterate_sizes(spec.newton_direction_constant, fixed, values, rows) == {"cholesky": p, "lu": 0}
+    assert IP.per_iterate_sizes(spec.newton_direction, fixed, values, rows) == {"cholesky": n + m, "lu": 0}
+    closed = jax.make_jaxpr(lambda a, x, r: spec.newton_direction_constant(**a, **x)(*r))(
+        fixed, values, [S(s, float) for s in rows])
+    assert "lu" not in _primitives(closed.jaxpr)
+
+
+@pytest.mark.parametrize("n,p,constant", [(64, 16, True), (64, 65, True), (64, 66, False), (12, 4, True)])
 def test_the_solver_takes_the_cheaper_step_and_the_same_solution(n, p, constant, monkeypatch):
-    """With equalities the constant-first step factorizes an LU of order p per iterate: it is taken
-    for p ≤ (n + m)/2 inequalities; the solution equals the active-set
+    """With m = 1 equality the constant-first step factorizes a Cholesky of order p per iterate and
+    the primal step Cholesky factorizations of orders n and m: the first is taken for p ≤ n + m
+    inequalities; the solution equals the active-set
     re-solve and the one the primal step finds, and its gradient equals central differences."""
     layer = layer_of("optnet_qp")
     params, active = _qp(np.random.default_rng(n + p), n, p)

@@ -5,7 +5,7 @@
 or a matrix of columns), evaluated right to left so that structure is kept:
 
 * diag(z) − z zᵀ applied to v is ``z * v - z * (z @ v)``: O(n), no n×n matrix;
-* an ``Inverse(X)`` becomes a factorization (Cholesky when X is a declared-pd symbol, LU
+* an ``Inverse(X)`` becomes a factorization (Cholesky when X is proved pd from declared-pd symbols, LU
   otherwise) computed once and reused by every solve;
 * a full Jacobian is ``apply(J, I)``, formed only when asked for.
 
@@ -73,6 +73,22 @@ def _flat_factors(args):
             return None
         out += flat
     return out
+
+
+def _projected(term):
+    """Y when ``term`` is −Y Cᵀ (C Y Cᵀ)⁻¹ C Y (one factor Y, any product C), else None."""
+    if not isinstance(term, sp.MatMul):
+        return None
+    coeff, mats = term.as_coeff_mmul()
+    f = _flat_factors(mats.args)
+    if coeff != -1 or not f or f[0] != f[-1]:
+        return None
+    for i, k in enumerate(f[2:-2], start=2):
+        if isinstance(k, sp.Inverse):
+            ct, c = sp.MatMul(*f[1:i]).doit(), sp.MatMul(*f[i + 1:-1]).doit()
+            if ct == c.T.doit() and k.arg == sp.MatMul(c, f[0], ct).doit():
+                return f[0]
+    return None
 
 
 class Emitter:
@@ -400,7 +416,7 @@ class Emitter:
         if isinstance(X, sp.Inverse):
             return self.is_pd(X.arg)
         if isinstance(X, sp.MatAdd):
-            return all(self.is_psd(a) for a in X.args) and any(self.is_pd(a) for a in X.args)
+            return self._sum_definite(X) == "pd"
         if isinstance(X, sp.MatMul):
             coeff, mats = X.as_coeff_mmul()
             f = mats.args
@@ -411,12 +427,47 @@ class Emitter:
     def is_psd(self, X) -> bool:
         if self.is_pd(X) or self._positive_diag(X):
             return True
+        if isinstance(X, sp.MatAdd):
+            return self._sum_definite(X) is not None
         if isinstance(X, sp.MatMul):
             coeff, mats = X.as_coeff_mmul()
             f = mats.args
             return (coeff.is_nonnegative and len(f) == 3 and f[0] == f[2].T
                     and (self.is_psd(f[1])))
         return False
+
+    def _sum_definite(self, X) -> str | None:
+        """A sum is "pd" (or "psd") when its terms are psd and one is pd, where two kinds of terms
+        count together: Y − Y Cᵀ (C Y Cᵀ)⁻¹ C Y with Y pd is psd (Y^½ (I − a projector) Y^½), and
+        the terms B Mᵢ Bᵀ with one outer factor B are B (Σ Mᵢ) Bᵀ.  So the multipliers' complement
+        of a QP with equalities, diag(t/λ) + G Q⁻¹ Gᵀ − G Q⁻¹ Aᵀ (A Q⁻¹ Aᵀ)⁻¹ A Q⁻¹ Gᵀ, is pd."""
+        terms, parts = list(X.args), []
+        for a in list(terms):
+            y = _projected(a)
+            if y is not None and a in terms and y in terms and self.is_pd(y):
+                terms.remove(a)
+                terms.remove(y)
+                parts.append("psd")
+        groups: dict = {}
+        for a in terms:
+            coeff, mats = a.as_coeff_mmul() if isinstance(a, sp.MatMul) else (1, None)
+            f = mats.args if mats is not None else ()
+            if len(f) >= 3 and f[0] == f[-1].T:
+                inner = f[1] if coeff == 1 and len(f) == 3 else sp.MatMul(coeff, *f[1:-1])
+                groups.setdefault(f[0], []).append((a, inner))
+            else:
+                parts.append(self._definite(a))
+        for group in groups.values():
+            parts.append(self._definite(group[0][0] if len(group) == 1 else
+                                        sp.MatAdd(*(inner for _, inner in group))))
+        if None in parts:
+            return None
+        return "pd" if "pd" in parts else "psd"
+
+    def _definite(self, X) -> str | None:
+        if self.is_pd(X) or self._positive_diag(X):
+            return "pd"
+        return "psd" if self.is_psd(X) else None
 
     def _positive_diag(self, X) -> bool:
         return isinstance(X, sp.DiagMatrix) and self._positive_vector(X.args[0])

@@ -209,10 +209,10 @@ def _factored_sizes(jaxpr, varying, total=None) -> dict:
 def _cheaper_per_iterate(constant, newton, params, values, row_shapes) -> bool:
     """Take the Newton step whose parameter pivots come first (inverted once, outside the loop)
     when the matrices it factorizes at every iterate are at most half the size of the other's, or
-    no larger and all by Cholesky.  For a QP with p inequalities and n unknowns it factorizes
-    diag(t/λ) + G Q⁻¹ Gᵀ (p × p, G Q⁻¹ Gᵀ formed once; a Cholesky without equalities, an LU with
-    them: symift does not prove the projected complement symmetric pd) instead of Q + Gᵀ diag(λ/t) G
-    (n × n, its Gram product formed at every iterate), and applies Q⁻¹ as a product.  Measured
+    no larger and all by Cholesky.  For a QP with p inequalities, n unknowns and m equalities it
+    factorizes diag(t/λ) + G P Gᵀ by Cholesky (p × p, P = Q⁻¹ − Q⁻¹Aᵀ(AQ⁻¹Aᵀ)⁻¹AQ⁻¹ psd, G P Gᵀ
+    formed once) instead of Q + Gᵀ diag(λ/t) G and A (·)⁻¹ Aᵀ (n × n and m × m, the Gram product
+    formed at every iterate), and applies Q⁻¹ as a product: taken for p ≤ n + m.  Measured
     (OptNet QP, fwd+bwd, batch 64 and 128, benchmarks/RESULTS.md): at p = n/4 1.1-1.9x faster at
     n = 25..200; at p = n 1.1-1.5x with the Cholesky, 0.6-0.9x with the LU; at p = 2n 0.6-0.75x."""
     primal = sum(per_iterate_sizes(newton, params, values, row_shapes).values())
