@@ -15,6 +15,8 @@ in every parameter.  Timed, median of --repeat after a warm-up call (which compi
 Also printed: max |z_symift − z_qpth| and max |∇q symift − ∇q qpth| over the batch.
 
     python benchmarks/torch_bridge.py [--n 25 50 100] [--batch 64 128] [--repeat 5]
+    python benchmarks/torch_bridge.py --m-ratio 0.5   # with m = n/2 equalities Az = b (b = Az₀):
+                                                     # examples/optnet_qp.ift, qpth given A, b
 """
 from __future__ import annotations
 
@@ -31,7 +33,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import torch
-from optnet import qpth_data
+from optnet import qpth_data_eq
 from qpth.qp import QPFunction
 
 import symift
@@ -56,24 +58,30 @@ def main():
     ap.add_argument("--n", type=int, nargs="+", default=[25, 50, 100, 200])
     ap.add_argument("--batch", type=int, nargs="+", default=[64, 128])
     ap.add_argument("--repeat", type=int, default=5)
+    ap.add_argument("--m-ratio", type=float, default=0.0, help="equalities per unknown (default none)")
     args = ap.parse_args()
     # strict=False: at n = 200 two of qpth's random problems per batch are nearly degenerate (a pair
     # with λ and the slack both ~1e-4); the strict layer flags them with NaN gradients, qpth returns
     # numbers.  The time is the same either way: the checks run in both modes.
-    layer = symift.compile(symift.load(ROOT / "benchmarks" / "qp_ineq.ift"), strict=False)
+    ift = ROOT / "examples" / "optnet_qp.ift" if args.m_ratio else ROOT / "benchmarks" / "qp_ineq.ift"
+    layer = symift.compile(symift.load(ift), strict=False)
     bridge = symift.torch.layer(layer)
     qpth = QPFunction(verbose=-1, check_Q_spd=False)
     e = torch.empty(0)
-    print(f"jax {jax.__version__}, torch {torch.__version__}, float64, {args.repeat} repeats (medians, ms)")
+    print(f"jax {jax.__version__}, torch {torch.__version__}, float64, {args.repeat} repeats (medians, ms), "
+          f"{ift.name}, m = {args.m_ratio}·n equalities")
     print(f"{'n':>4} {'batch':>5} {'symift.torch':>13} {'qpth':>9} {'symift JAX':>11} "
           f"{'qpth/bridge':>12} {'bridge/JAX':>11} {'|dz|':>9} {'|dgrad q|':>9}")
     for n in args.n:
         for batch in args.batch:
-            row(layer, bridge, lambda *t: qpth(*t, e, e), n, batch, args.repeat)
+            m = round(args.m_ratio * n)
+            row(layer, bridge, (lambda *t: qpth(*t)) if m else (lambda *t: qpth(*t, e, e)), n, batch, m,
+                args.repeat)
 
 
-def row(layer, bridge, qpth, n, batch, repeat):
-    data = qpth_data(np.random.default_rng(n + batch), batch, n=n, p=n)
+def row(layer, bridge, qpth, n, batch, m, repeat):
+    data = qpth_data_eq(np.random.default_rng(n + batch), batch, n=n, p=n, m=m)
+    data = data if m else data[:4]  # the same draws as qpth_data without equalities
     w = np.random.default_rng(0).standard_normal((batch, n))
 
     def run(fn):
@@ -84,7 +92,7 @@ def row(layer, bridge, qpth, n, batch, repeat):
 
     t_bridge = median_ms(lambda: run(bridge), repeat)
     t_qpth = median_ms(lambda: run(qpth), repeat)
-    f = jax.vmap(lambda Q, q, G, h: layer(Q=Q, q=q, G=G, h=h)["z"])
+    f = jax.vmap(lambda *a: layer(**dict(zip(layer.params, a, strict=True)))["z"])
     total = jax.jit(jax.value_and_grad(lambda a, g: jnp.sum(g * f(*a))))
     jargs, jw = tuple(jnp.asarray(a) for a in data), jnp.asarray(w)
     t_jax = median_ms(lambda: jax.block_until_ready(total(jargs, jw)), repeat)
