@@ -425,10 +425,10 @@ class Emitter:
         return False
 
     def is_psd(self, X) -> bool:
-        if self.is_pd(X) or self._positive_diag(X):
-            return True
         if isinstance(X, sp.MatAdd):
             return self._sum_definite(X) is not None
+        if self.is_pd(X) or self._positive_diag(X):
+            return True
         if isinstance(X, sp.MatMul):
             coeff, mats = X.as_coeff_mmul()
             f = mats.args
@@ -465,6 +465,8 @@ class Emitter:
         return "pd" if "pd" in parts else "psd"
 
     def _definite(self, X) -> str | None:
+        if isinstance(X, sp.MatAdd):
+            return self._sum_definite(X)
         if self.is_pd(X) or self._positive_diag(X):
             return "pd"
         return "psd" if self.is_psd(X) else None
